@@ -1,0 +1,237 @@
+"""The runtime: stages joined by bounded queues, turns, interruption and the clock.
+
+A :class:`Stage` has one verb, :meth:`Stage.process`, an async generator that takes one frame
+and yields zero or more frames. A :class:`Pipeline` runs each stage in its own task, joined to
+the next by a bounded :class:`asyncio.Queue`, so a slow consumer back-pressures its producers
+instead of growing memory.
+
+Interruption is one mechanism end to end: :meth:`Pipeline.interrupt` bumps the turn id,
+cancels whatever every stage is doing (an LLM stream, a synthesis, a render), flushes every
+queue and tells each stage to :meth:`Stage.reset`. Content frames of older turns that still
+arrive afterwards are dropped at every hop.
+
+Time is read only through an injected :class:`Clock`, so tests can run on virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Protocol, TypeVar
+
+from prometheus_client import Counter, Histogram
+
+from anima.frames import ControlFrame, Error, Frame, Interrupt
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STAGE_SECONDS = Histogram(
+    "anima_stage_seconds",
+    "Time a stage spends on one input frame, including emitting its outputs.",
+    ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+STAGE_ERRORS = Counter("anima_stage_errors_total", "Frames a stage failed on.", ["stage"])
+
+
+class Clock(Protocol):
+    """The one source of time for the real-time path."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on this clock."""
+        ...
+
+
+class MonotonicClock:
+    """Wall time from :func:`time.monotonic`."""
+
+    def now(self) -> float:
+        """Seconds since an arbitrary start."""
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the event loop."""
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class VirtualClock:
+    """A clock that only moves when told to; for tests of anything paced by time."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        """The current virtual time."""
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait until :meth:`advance` moves time past now + ``seconds``."""
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._now + seconds, fut))
+        await fut
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward and wake every sleeper whose deadline has passed."""
+        self._now += seconds
+        due = [w for w in self._waiters if w[0] <= self._now]
+        self._waiters = [w for w in self._waiters if w[0] > self._now]
+        for _, fut in sorted(due, key=lambda w: w[0]):
+            if not fut.done():
+                fut.set_result(None)
+        await asyncio.sleep(0)
+
+
+async def run_blocking(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Run CPU-heavy ``fn`` in the default executor so the event loop stays responsive."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+class Stage:
+    """One step of the pipeline. Subclasses set ``accepts`` and override :meth:`process`.
+
+    Frames that are not instances of ``accepts`` pass through untouched, so a stage only sees
+    what it works on. ``process`` may await (use :func:`run_blocking` for CPU work); it is
+    cancelled at its current ``await`` when the turn is interrupted.
+    """
+
+    accepts: tuple[type[Frame], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """Name used in logs and metrics."""
+        return type(self).__name__
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        """Turn one input frame into output frames. The default forwards it."""
+        yield frame
+
+    def reset(self) -> None:
+        """Forget per-turn state after an interruption. The default has none."""
+
+
+class Pipeline:
+    """Stages in a row, each in its own task, joined by bounded queues.
+
+    Use as an async context manager; :meth:`push` frames in, iterate :meth:`frames` for what
+    comes out of the last stage. ``maxsize`` bounds every queue.
+    """
+
+    def __init__(self, stages: Sequence[Stage], *, maxsize: int = 8, clock: Clock | None = None):
+        if not stages:
+            raise ValueError("a pipeline needs at least one stage")
+        self.stages = list(stages)
+        self.clock: Clock = clock or MonotonicClock()
+        self._queues: list[asyncio.Queue[Frame]] = [
+            asyncio.Queue(maxsize) for _ in range(len(self.stages) + 1)
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._turn = 0
+
+    # -- turns -----------------------------------------------------------------------------
+
+    @property
+    def turn(self) -> int:
+        """The current turn id; content frames of lower ids are stale."""
+        return self._turn
+
+    def next_turn(self) -> int:
+        """Start a new turn without flushing (nothing of the old one is playing)."""
+        self._turn += 1
+        return self._turn
+
+    def is_stale(self, frame: Frame) -> bool:
+        """True for content frames of a turn that has been superseded."""
+        return frame.turn < self._turn and not isinstance(frame, ControlFrame)
+
+    async def interrupt(self, reason: str = "interrupted") -> int:
+        """Cut the current turn off everywhere; returns the new turn id.
+
+        Cancels every stage's in-flight work, flushes every queue, resets every stage, and
+        emits an :class:`Interrupt` frame at the output so the sink can flush its buffers.
+        """
+        self._turn += 1
+        await self._stop_workers()
+        for q in self._queues:
+            while not q.empty():
+                q.get_nowait()
+        for stage in self.stages:
+            stage.reset()
+        self._start_workers()
+        await self._queues[-1].put(Interrupt(turn=self._turn, reason=reason))
+        log.info("interrupt turn=%d reason=%s", self._turn, reason)
+        return self._turn
+
+    # -- I/O -------------------------------------------------------------------------------
+
+    async def push(self, frame: Frame) -> None:
+        """Feed a frame to the first stage; waits while its queue is full."""
+        if not self.is_stale(frame):
+            await self._queues[0].put(frame)
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Frames leaving the last stage, stale ones dropped. Runs until cancelled."""
+        out = self._queues[-1]
+        while True:
+            frame = await out.get()
+            if not self.is_stale(frame):
+                yield frame
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Pipeline:
+        self._start_workers()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stop_workers()
+
+    def _start_workers(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._work(i), name=f"stage:{s.name}")
+            for i, s in enumerate(self.stages)
+        ]
+
+    async def _stop_workers(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _work(self, index: int) -> None:
+        stage = self.stages[index]
+        inq, outq = self._queues[index], self._queues[index + 1]
+        timer = STAGE_SECONDS.labels(stage.name)
+        while True:
+            frame = await inq.get()
+            if self.is_stale(frame):
+                continue
+            if not isinstance(frame, stage.accepts):
+                await outq.put(frame)
+                continue
+            started = self.clock.now()
+            try:
+                async for out in stage.process(frame):
+                    if not self.is_stale(out):
+                        await outq.put(out)
+            except Exception as exc:  # a bad frame must not stop the session
+                STAGE_ERRORS.labels(stage.name).inc()
+                log.warning("stage=%s failed: %s", stage.name, exc, exc_info=log.isEnabledFor(10))
+                await outq.put(Error(turn=frame.turn, stage=stage.name, message=str(exc)))
+            timer.observe(self.clock.now() - started)
