@@ -23,7 +23,7 @@ class RenderSettings(BaseModel):
     size: int = Field(512, ge=128, le=2048, description="Output frames are size x size pixels.")
     fps: int = Field(25, ge=10, le=60)
     face_margin: float = Field(
-        0.85, ge=0.2, le=3.0, description="Crop margin around the face, as a fraction of its size."
+        0.5, ge=0.2, le=3.0, description="Crop margin around the face, as a fraction of its size."
     )
     blink_interval: float = Field(4.0, gt=0.5, description="Mean seconds between blinks.")
     head_motion: float = Field(1.0, ge=0.0, le=3.0, description="Scale of idle head motion.")

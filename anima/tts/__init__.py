@@ -1,0 +1,38 @@
+"""Voices: text -> PCM with per-phoneme timings, one chunk per sentence.
+
+The core is synchronous (:class:`Voice`); :class:`anima.tts.stage.SpeechStage` runs it off
+the event loop inside a pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from anima.frames import SpeechChunk
+
+
+class VoiceError(RuntimeError):
+    """The voice cannot be loaded or cannot speak this text."""
+
+
+class Voice(Protocol):
+    """A text-to-speech voice."""
+
+    sample_rate: int
+
+    def synthesize(self, text: str, turn: int = 0) -> Iterator[SpeechChunk]:
+        """Speak ``text``, yielding one chunk per sentence as soon as it is ready.
+
+        Every chunk carries phoneme timings that cover its audio from start to end.
+        """
+        ...
+
+
+def load_voice(backend: str = "piper", **options: object) -> Voice:
+    """The voice backend named ``backend``; options go to its constructor."""
+    if backend == "piper":
+        from anima.tts.piper_voice import PiperTTS
+
+        return PiperTTS(**options)  # type: ignore[arg-type]
+    raise VoiceError(f"unknown voice backend {backend!r}; available: piper")

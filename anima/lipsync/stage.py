@@ -1,0 +1,33 @@
+"""The pipeline stage that places speech on the audio clock and emits mouth frames."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from anima.frames import AudioFrame, Frame, MediaClock, MouthFrame, SpeechChunk
+from anima.lipsync import LipSync, PhonemeLipSync
+from anima.pipeline import Stage
+
+
+class LipSyncStage(Stage):
+    """For each :class:`SpeechChunk`: its audio as an :class:`AudioFrame`, then its mouth frames.
+
+    The stage owns the session's audio sample counter: audio pts are sample indices, and video
+    frame indices follow from them through the :class:`MediaClock`, so the two never drift.
+    """
+
+    accepts = (SpeechChunk,)
+
+    def __init__(self, clock: MediaClock, lipsync: LipSync | None = None) -> None:
+        self.clock = clock
+        self.lipsync = lipsync or PhonemeLipSync()
+        self.samples = 0
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        """Emit the chunk's audio at the current sample position and the matching mouth frames."""
+        assert isinstance(frame, SpeechChunk)
+        start = self.samples
+        self.samples += len(frame.pcm)
+        yield AudioFrame(turn=frame.turn, pcm=frame.pcm, sample_rate=frame.sample_rate, pts=start)
+        for index, shape, speaking in self.lipsync.shapes(frame, start, self.clock):
+            yield MouthFrame(turn=frame.turn, index=index, shape=shape, speaking=speaking)

@@ -1,0 +1,77 @@
+"""Life when nothing is said: blinks at natural intervals, breathing and slight head motion.
+
+Everything is a function of media time (seconds on the audio clock) and a seed, so two runs
+with the same seed are identical; times should move forward (blinks far behind are forgotten).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HeadPose:
+    """Small rigid motion of the head/image: pixels, degrees and a scale factor."""
+
+    dx: float = 0.0
+    dy: float = 0.0
+    roll: float = 0.0
+    scale: float = 1.0
+
+
+class IdleMotion:
+    """Blink and head-motion schedule for one avatar session."""
+
+    def __init__(self, seed: int | None = None, blink_interval: float = 4.0, amplitude: float = 1.0):
+        rng = np.random.default_rng(seed)
+        self._blink_interval = blink_interval
+        self._rng = rng
+        self._blinks: list[tuple[float, float]] = []  # (start, duration)
+        self._horizon = 0.0
+        self._amp = amplitude
+        # A few incommensurate slow sinusoids per axis look like natural sway, not a loop.
+        self._freqs = rng.uniform(0.05, 0.35, size=(3, 3))
+        self._phases = rng.uniform(0, 2 * math.pi, size=(3, 3))
+        self._weights = rng.uniform(0.5, 1.0, size=(3, 3))
+        self._breath_period = rng.uniform(3.6, 4.8)
+
+    def _extend_blinks(self, until: float) -> None:
+        while self._horizon <= until + 1.0:
+            # Human spontaneous blinks: gaps roughly log-normal around a few seconds.
+            gap = float(np.clip(self._rng.lognormal(math.log(self._blink_interval), 0.45), 1.2, 12.0))
+            start = self._horizon + gap
+            duration = float(self._rng.uniform(0.14, 0.24))
+            self._blinks.append((start, duration))
+            if self._rng.random() < 0.12:  # occasional double blink
+                self._blinks.append((start + duration + 0.08, duration * 0.9))
+                start += duration + 0.08
+            self._horizon = start + duration
+
+    def blink(self, t: float) -> float:
+        """Eyelid closure at time ``t``: 0 open, 1 closed. Closing is faster than opening."""
+        self._extend_blinks(t)
+        # Keep the schedule bounded over hours: forget blinks long past.
+        while len(self._blinks) > 1 and self._blinks[0][0] + self._blinks[0][1] < t - 10.0:
+            self._blinks.pop(0)
+        for start, duration in self._blinks:
+            if start <= t < start + duration:
+                u = (t - start) / duration
+                return math.sin(math.pi * u / 0.8) if u < 0.4 else 0.5 * (1 + math.cos(math.pi * (u - 0.4) / 0.6))
+            if start > t:
+                break
+        return 0.0
+
+    def pose(self, t: float, size: int, talk: float = 0.0) -> HeadPose:
+        """Head pose at ``t`` for a frame of ``size`` pixels; ``talk`` (0..1) adds small nods."""
+        osc = (self._weights * np.sin(2 * math.pi * self._freqs * t + self._phases)).sum(axis=1) / 2.0
+        breath = math.sin(2 * math.pi * t / self._breath_period)
+        a = self._amp
+        return HeadPose(
+            dx=a * size * 0.010 * float(osc[0]),
+            dy=a * size * (0.006 * float(osc[1]) + 0.002 * breath + 0.006 * talk),
+            roll=a * 1.2 * float(osc[2]),
+            scale=1.0 + a * 0.003 * breath,
+        )

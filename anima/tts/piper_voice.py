@@ -1,0 +1,99 @@
+"""The embedded neural voice: Piper (VITS, onnxruntime) with phoneme/audio alignments.
+
+Piper exposes per-phoneme sample counts only when its ONNX graph is patched to output the
+duration tensor; that patch needs the ``onnx`` package, and with an onnx/protobuf pair that
+does not import, Piper silently returns no alignments. We check the patched graph at load and
+refuse to run without timings, since lip-sync depends on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from anima.frames import PhonemeTiming, SpeechChunk
+from anima.models import piper_voice
+from anima.tts import VoiceError
+
+log = logging.getLogger(__name__)
+
+# Split after sentence punctuation (Latin and CJK) followed by space or end; the dialogue
+# chunker does the careful work upstream, this only keeps chunks sentence-sized.
+_SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s+|(?<=[。！？；])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text``, stripped, empty ones dropped."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+class PiperTTS:
+    """A Piper voice yielding int16 PCM plus per-phoneme timings, one chunk per sentence."""
+
+    def __init__(
+        self,
+        model: Path | None = None,
+        length_scale: float = 1.0,
+        sentence_silence: float = 0.15,
+    ) -> None:
+        try:
+            from piper import PiperVoice, SynthesisConfig
+        except ImportError as exc:  # pragma: no cover - part of the base install
+            raise VoiceError("Piper is not installed: pip install piper-tts") from exc
+        onnx_path, config_path = piper_voice(model)
+        self._voice = PiperVoice.load(onnx_path, config_path=config_path, include_alignments=True)
+        if len(self._voice.session.get_outputs()) < 2:
+            raise VoiceError(
+                "Piper loaded without phoneme alignments (the onnx package failed to patch the "
+                "voice); install onnx<1.18 with protobuf<5 as pinned in pyproject.toml"
+            )
+        self._config = SynthesisConfig(length_scale=length_scale)
+        self.sample_rate: int = int(self._voice.config.sample_rate)
+        self._pause = int(sentence_silence * self.sample_rate)
+
+    def synthesize(self, text: str, turn: int = 0) -> Iterator[SpeechChunk]:
+        """Speak ``text`` sentence by sentence; each chunk ends with the sentence pause."""
+        for sentence in split_sentences(text):
+            pcm, timings = self._speak(sentence)
+            if len(pcm):
+                yield SpeechChunk(
+                    turn=turn,
+                    pcm=pcm,
+                    sample_rate=self.sample_rate,
+                    text=sentence,
+                    phonemes=tuple(timings),
+                )
+
+    def _speak(self, sentence: str) -> tuple[np.ndarray, list[PhonemeTiming]]:
+        parts: list[np.ndarray] = []
+        timings: list[PhonemeTiming] = []
+        offset = 0
+        for chunk in self._voice.synthesize(sentence, self._config, include_alignments=True):
+            audio = chunk.audio_int16_array
+            if chunk.phoneme_alignments is None:
+                raise VoiceError(f"Piper returned no phoneme alignments for {sentence!r}")
+            pos = offset
+            for align in chunk.phoneme_alignments:
+                n = int(align.num_samples)
+                timings.append(
+                    PhonemeTiming(align.phoneme, pos / self.sample_rate, (pos + n) / self.sample_rate)
+                )
+                pos += n
+            # Alignments are frame-quantised; stretch the last one so timings end with the audio.
+            end = offset + len(audio)
+            if timings and pos != end:
+                last = timings[-1]
+                timings[-1] = PhonemeTiming(last.phoneme, last.start, end / self.sample_rate)
+            parts.append(audio)
+            offset = end
+        if self._pause and parts:
+            parts.append(np.zeros(self._pause, dtype=np.int16))
+            timings.append(
+                PhonemeTiming("_", offset / self.sample_rate, (offset + self._pause) / self.sample_rate)
+            )
+        pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+        return pcm, timings
