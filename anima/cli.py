@@ -1,0 +1,82 @@
+"""The ``anima`` command: ``say``, ``avatar add|list|remove`` and ``bench``.
+
+Every user error (bad photo, no face, empty text, missing avatar) ends with one line on stderr
+and exit code 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from anima.config import Settings
+
+EXIT_USER_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="anima", description="A real-time digital human, offline on a CPU.")
+    p.add_argument("--config", type=Path, help="TOML settings file (also $ANIMA_CONFIG)")
+    p.add_argument("--data-dir", type=Path, help="where avatars are stored (also $ANIMA_DATA_DIR)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    say = sub.add_parser("say", help="render the avatar speaking a text into an MP4")
+    say.add_argument("text", help="what to say")
+    say.add_argument(
+        "--avatar", default="sample", help="a stored avatar name, a photo path, or 'sample' (built-in portrait)"
+    )
+    say.add_argument("-o", "--output", type=Path, default=Path("anima.mp4"), help="MP4 file to write")
+    say.add_argument("--seed", type=int, help="seed for blinks and head motion (repeatable output)")
+
+    avatar = sub.add_parser("avatar", help="manage prepared avatars")
+    asub = avatar.add_subparsers(dest="avatar_command", required=True)
+    add = asub.add_parser("add", help="prepare an avatar from a portrait photo")
+    add.add_argument("photo", type=Path)
+    add.add_argument("--name", required=True)
+    add.add_argument("--replace", action="store_true", help="overwrite an avatar of the same name")
+    asub.add_parser("list", help="list prepared avatars")
+    rm = asub.add_parser("remove", help="delete a prepared avatar")
+    rm.add_argument("name")
+
+    bench = sub.add_parser("bench", help="measure the engine")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    br = bsub.add_parser("render", help="renderer fps, TTS speed and memory of `anima say`")
+    br.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs")
+    br.add_argument("--frames", type=int, default=250, help="frames to render for the fps figure")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``anima`` console script."""
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+        settings = Settings.load(args.config, **overrides)
+    except ValueError as exc:
+        return _fail(f"bad settings: {exc}")
+    logging.basicConfig(
+        level="INFO" if args.verbose else settings.log_level,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    from anima.commands import run  # heavy imports only once arguments are valid
+
+    try:
+        return run(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str) -> int:
+    print(f"anima: error: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

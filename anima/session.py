@@ -1,0 +1,158 @@
+"""The session wiring: which stages run, in what order, and where their output goes.
+
+This is the one place that knows the whole chain. Today it builds the speaking chain
+(text -> TTS -> lip-sync -> render) and drives it into an MP4 file for ``anima say``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anima.config import Settings
+from anima.frames import (
+    AudioFrame,
+    Error,
+    MediaClock,
+    PhonemeTiming,
+    SpeechChunk,
+    TextChunk,
+    TurnEnd,
+    VideoFrame,
+)
+from anima.lipsync.stage import LipSyncStage
+from anima.media import Mp4Writer
+from anima.pipeline import Pipeline
+from anima.render.animator import FaceAnimator
+from anima.render.avatar import Avatar
+from anima.render.stage import RenderStage
+from anima.tts import Voice
+from anima.tts.stage import SpeechStage
+
+log = logging.getLogger(__name__)
+
+# Rough speaking rate used only to size the progress bar before the audio exists.
+_SECONDS_PER_CHAR = 0.07
+
+
+class SayError(RuntimeError):
+    """The speaking chain failed; the message names the stage."""
+
+
+@dataclass
+class SayResult:
+    """What ``say_to_file`` produced."""
+
+    path: Path
+    audio_seconds: float
+    video_frames: int
+    elapsed: float
+
+
+def speaking_pipeline(voice: Voice, animator: FaceAnimator, clock: MediaClock) -> Pipeline:
+    """text -> speech -> mouth frames (+ audio on the clock) -> video frames."""
+    return Pipeline([SpeechStage(voice), LipSyncStage(clock), RenderStage(animator)], maxsize=16)
+
+
+def silence(turn: int, seconds: float, sample_rate: int, samples: int | None = None) -> SpeechChunk:
+    """A chunk of silence (idle face, closed mouth)."""
+    n = samples if samples is not None else int(seconds * sample_rate)
+    return SpeechChunk(
+        turn=turn,
+        pcm=np.zeros(n, np.int16),
+        sample_rate=sample_rate,
+        text="",
+        phonemes=(PhonemeTiming("_", 0.0, n / sample_rate),),
+    )
+
+
+def check_text(text: str, settings: Settings) -> str:
+    """The text to say, stripped; empty or over-long text is refused with a clear message."""
+    text = " ".join(text.split())
+    if not text:
+        raise ValueError("the text is empty; give something to say")
+    limit = settings.limits.max_text_chars
+    if len(text) > limit:
+        raise ValueError(f"the text is {len(text)} characters; the limit is {limit}")
+    return text
+
+
+async def say_to_file(
+    text: str,
+    avatar: Avatar,
+    out: Path,
+    voice: Voice,
+    settings: Settings,
+    *,
+    lead_in: float = 0.4,
+    lead_out: float = 0.5,
+    on_progress: Callable[[float, float], None] | None = None,
+) -> SayResult:
+    """Render ``avatar`` speaking ``text`` into an MP4 at ``out``.
+
+    The clip starts with ``lead_in`` seconds of idle face and ends with ``lead_out`` seconds, so
+    it neither starts nor ends mid-word. ``on_progress(done_s, total_s)`` is called as frames
+    are written (total is an estimate until the speech is known).
+    """
+    started = time.perf_counter()
+    text = check_text(text, settings)
+    r = settings.render
+    sr = voice.sample_rate
+    clock = MediaClock(sr, r.fps)
+    animator = FaceAnimator(
+        avatar, size=r.size, fps=r.fps, seed=r.seed, blink_interval=r.blink_interval, head_motion=r.head_motion
+    )
+    estimate = lead_in + lead_out + len(text) * _SECONDS_PER_CHAR
+    tmp = out.with_name(out.name + ".part.mp4")
+    writer = Mp4Writer(tmp, r.size, r.fps, crf=r.crf)
+    try:
+        async with speaking_pipeline(voice, animator, clock) as pipe:
+            turn = pipe.next_turn()
+            await pipe.push(silence(turn, lead_in, sr))
+            await pipe.push(TextChunk(turn=turn, text=text))
+            await pipe.push(TurnEnd(turn=turn))
+            speech_samples = 0
+            async for frame in pipe.frames():
+                if isinstance(frame, AudioFrame):
+                    writer.write_audio(frame)
+                    speech_samples += len(frame.pcm)
+                elif isinstance(frame, VideoFrame):
+                    writer.write_video(frame)
+                    if on_progress:
+                        done = clock.frame_time(frame.index + 1)
+                        on_progress(done, max(estimate, done))
+                elif isinstance(frame, Error):
+                    raise SayError(f"{frame.stage} failed: {frame.message}")
+                elif isinstance(frame, TurnEnd) and frame.turn == turn:
+                    if speech_samples > clock.sample_rate * lead_in + 1:
+                        break
+                    raise SayError("the voice produced no audio for this text")
+            # Lead-out padded to a whole number of video frames, so audio and video end together.
+            per_frame = sr // r.fps if sr % r.fps == 0 else None
+            n = int(lead_out * sr)
+            if per_frame:
+                n += (-(speech_samples + n)) % per_frame
+            await pipe.push(silence(turn, 0, sr, samples=n))
+            await pipe.push(TurnEnd(turn=turn))
+            async for frame in pipe.frames():
+                if isinstance(frame, AudioFrame):
+                    writer.write_audio(frame)
+                elif isinstance(frame, VideoFrame):
+                    writer.write_video(frame)
+                elif isinstance(frame, TurnEnd):
+                    break
+        writer.close()
+        tmp.replace(out)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    total = writer.audio_samples / sr
+    if on_progress:
+        on_progress(total, total)
+    return SayResult(out, total, writer.video_frames, time.perf_counter() - started)
