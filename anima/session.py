@@ -105,7 +105,12 @@ async def say_to_file(
     sr = voice.sample_rate
     clock = MediaClock(sr, r.fps)
     animator = FaceAnimator(
-        avatar, size=r.size, fps=r.fps, seed=r.seed, blink_interval=r.blink_interval, head_motion=r.head_motion
+        avatar,
+        size=r.size,
+        fps=r.fps,
+        seed=r.seed,
+        blink_interval=r.blink_interval,
+        head_motion=r.head_motion,
     )
     estimate = lead_in + lead_out + len(text) * _SECONDS_PER_CHAR
     tmp = out.with_name(out.name + ".part.mp4")

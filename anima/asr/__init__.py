@@ -1,0 +1,1 @@
+"""Listening: voice activity, endpointing and speech recognition (planned; see issue 3)."""

@@ -32,9 +32,7 @@ class PhonemeLipSync:
     ) -> list[tuple[int, MouthShape, bool]]:
         """Mouth shapes for the frames in ``[start_sample, start_sample + len(chunk.pcm))``."""
         if chunk.sample_rate != clock.sample_rate:
-            raise ValueError(
-                f"speech at {chunk.sample_rate} Hz on a {clock.sample_rate} Hz clock"
-            )
+            raise ValueError(f"speech at {chunk.sample_rate} Hz on a {clock.sample_rate} Hz clock")
         first = clock.frames_for_samples(start_sample)
         last = clock.frames_for_samples(start_sample + len(chunk.pcm))
         if last <= first:

@@ -73,7 +73,9 @@ def mouth_track(
     return np.clip(params, 0.0, 1.0), speaking
 
 
-def loudness_envelope(pcm: np.ndarray, sample_rate: int, times: np.ndarray, window: float) -> np.ndarray:
+def loudness_envelope(
+    pcm: np.ndarray, sample_rate: int, times: np.ndarray, window: float
+) -> np.ndarray:
     """RMS loudness of ``pcm`` around each of ``times``, normalised to 0..1 by its 95th percentile."""
     x = pcm.astype(np.float32) / 32768.0
     half = max(1, int(window * sample_rate / 2))

@@ -4,7 +4,7 @@ A frame is made in four cheap steps on the avatar's working image:
 1. the mouth region is warped by the rig's fields weighted by the mouth shape;
 2. where the lips part, the inside of the mouth is painted: a dark cavity, upper teeth below
    the upper lip, a hint of lower teeth and tongue when wide open, with soft edges;
-3. each eye region is warped by its blink field;
+3. blinking eyelids are painted over the eyes (see :mod:`anima.render.eyelids`);
 4. one affine warp applies head sway, breathing and nods and crops to the output size.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 from anima.frames import MouthShape
 from anima.render import face as F
 from anima.render.avatar import Avatar
+from anima.render.eyelids import Eyelids
 from anima.render.idle import IdleMotion
 from anima.render.rig import Region, build_rig
 
@@ -47,7 +48,8 @@ class FaceAnimator:
         self._canvas = self._image.copy()
         self._talk = 0.0
         self._face_centre = avatar.landmarks.mean(axis=0)
-        self._grids = {id(r): _grid(r) for r in [self.rig.mouth, *self.rig.eyes]}
+        self.eyelids = Eyelids(self._image, avatar.landmarks)
+        self._grid = _grid(self.rig.mouth)
 
     def render(self, index: int, shape: MouthShape, speaking: bool = False) -> np.ndarray:
         """The RGB frame (size, size, 3) for video frame ``index`` with mouth ``shape``."""
@@ -56,11 +58,11 @@ class FaceAnimator:
         params = _effective(shape)
         self._warp(self.rig.mouth, params, canvas)
         self._paint_mouth(params, canvas)
-        blink = self.idle.blink(t)
-        for eye in self.rig.eyes:
-            self._warp(eye, np.array([blink]), canvas)
+        self.eyelids.apply(canvas, self.idle.blink(t))
         # Smoothed speaking activity drives small nods; ~0.3 s time constant.
-        self._talk += (float(shape.jaw_open) * (1.0 if speaking else 0.0) - self._talk) * min(1.0, 4.0 / self.fps)
+        self._talk += (float(shape.jaw_open) * (1.0 if speaking else 0.0) - self._talk) * min(
+            1.0, 4.0 / self.fps
+        )
         pose = self.idle.pose(t, self.size, self._talk)
         return self._frame(canvas, pose)
 
@@ -69,10 +71,12 @@ class FaceAnimator:
     def _warp(self, region: Region, params: np.ndarray, canvas: np.ndarray) -> None:
         """Backward-warp ``region`` of the photo into ``canvas``; one fixed-point refinement."""
         disp = region.base + np.tensordot(params.astype(np.float32), region.fields, axes=1)
-        gx, gy = self._grids[id(region)]
+        gx, gy = self._grid
         # dst(x) = src(x - d(src)); first guess src = x - d(x), then resample d there once.
         sx, sy = gx - disp[..., 0], gy - disp[..., 1]
-        local = cv2.remap(disp, sx - region.x0, sy - region.y0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        local = cv2.remap(
+            disp, sx - region.x0, sy - region.y0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         sx, sy = gx - local[..., 0], gy - local[..., 1]
         canvas[region.y0 : region.y1, region.x0 : region.x1] = cv2.remap(
             self._image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
@@ -109,21 +113,36 @@ class FaceAnimator:
         if centre_gap > 0.12 * s:
             tongue = np.zeros((h, w), np.float32)
             ty = float(lower[len(lower) // 2, 1] - y0)
-            cv2.ellipse(tongue, (int(cx), int(ty)), (int(rx * 0.55), int(centre_gap * 0.35)), 0, 180, 360, 1.0, -1)
+            cv2.ellipse(
+                tongue,
+                (int(cx), int(ty)),
+                (int(rx * 0.55), int(centre_gap * 0.35)),
+                0,
+                180,
+                360,
+                1.0,
+                -1,
+            )
             tongue = cv2.GaussianBlur(tongue, (0, 0), max(1.0, centre_gap * 0.08))[..., None]
             inside = inside * (1 - 0.8 * tongue) + _TONGUE * 0.8 * tongue
         # Upper teeth hang below the upper lip; lower teeth show only when wide open.
         r = np.clip(np.abs(upper[:, 0] - (cx + x0)) / rx, 0, 1)
         top_h = np.minimum(0.085 * s, 0.5 * gaps) * (1 - 0.35 * r**2)
-        teeth = _fill(np.vstack([upper, (upper + np.c_[np.zeros_like(top_h), top_h])[::-1]]) - off, (h, w))
+        teeth = _fill(
+            np.vstack([upper, (upper + np.c_[np.zeros_like(top_h), top_h])[::-1]]) - off, (h, w)
+        )
         low_h = np.clip(gaps - 0.22 * s, 0, 0.05 * s) * (1 - 0.5 * r**2)
         if low_h.max() > 0.5:
-            low = _fill(np.vstack([lower, (lower - np.c_[np.zeros_like(low_h), low_h])[::-1]]) - off, (h, w))
+            low = _fill(
+                np.vstack([lower, (lower - np.c_[np.zeros_like(low_h), low_h])[::-1]]) - off, (h, w)
+            )
             teeth = np.maximum(teeth, low * 0.55)
         teeth = cv2.GaussianBlur(teeth, (0, 0), max(0.5, 0.008 * s))
         # Shade teeth: darker towards the corners and away from the lip, faint gaps between them.
         across = np.clip(1 - ((xx - cx) / rx) ** 2, 0, 1)
-        below = np.clip((yy - np.interp(xx, upper[:, 0] - x0, upper[:, 1] - y0)) / max(0.09 * s, 1.0), 0, 1)
+        below = np.clip(
+            (yy - np.interp(xx, upper[:, 0] - x0, upper[:, 1] - y0)) / max(0.09 * s, 1.0), 0, 1
+        )
         gaps_between = 1 - 0.08 * np.abs(np.cos(np.pi * (xx - cx) / max(0.13 * s, 1.0))) ** 16
         shade = ((0.68 + 0.32 * across) * (1 - 0.3 * below) * gaps_between)[..., None]
         teeth = teeth[..., None]
@@ -140,7 +159,9 @@ class FaceAnimator:
         shift = (work - self.size) / 2
         m[0, 2] += pose.dx - shift
         m[1, 2] += pose.dy - shift
-        return cv2.warpAffine(canvas, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        return cv2.warpAffine(
+            canvas, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
 
 
 def _effective(shape: MouthShape) -> np.ndarray:

@@ -88,14 +88,19 @@ def read_photo(source: Path | bytes, limits: PhotoLimits = PhotoLimits()) -> np.
             raise AvatarError(f"no such file: {path}")
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise AvatarError(f"{path.name} is {size / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB")
+            raise AvatarError(
+                f"{path.name} is {size / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB"
+            )
         data = path.read_bytes()
     else:
         data = bytes(source)
         if len(data) > limits.max_bytes:
-            raise AvatarError(f"image is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB")
+            raise AvatarError(
+                f"image is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB"
+            )
     if not data:
         raise AvatarError("the image file is empty")
+    too_big = f"the image has too many pixels; the limit is {limits.max_pixels:,} pixels"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -107,7 +112,9 @@ def read_photo(source: Path | bytes, limits: PhotoLimits = PhotoLimits()) -> np.
             rgb = np.asarray(img.convert("RGB"))
     except AvatarError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise AvatarError(too_big) from None
+    except UnidentifiedImageError:
         raise AvatarError("the file is not an image anima can read (JPEG, PNG, WebP, BMP…)") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise AvatarError(f"the image is damaged: {exc}") from None
@@ -129,7 +136,9 @@ def prepare_avatar(
     detector = detector or shared_detector()
     faces = detector.detect(rgb)
     if not faces:
-        raise AvatarError("no face found in the photo; use a front-facing portrait with the face clearly visible")
+        raise AvatarError(
+            "no face found in the photo; use a front-facing portrait with the face clearly visible"
+        )
     notes = []
     if len(faces) > 1:
         notes.append(f"{len(faces)} faces found; using the largest")
@@ -185,7 +194,9 @@ class AvatarStore:
         """Store ``avatar``; refuses to overwrite unless ``replace``. Returns its folder."""
         folder = self._folder(avatar.name)
         if folder.exists() and not replace:
-            raise AvatarError(f"an avatar named {avatar.name!r} exists; remove it first or use --replace")
+            raise AvatarError(
+                f"an avatar named {avatar.name!r} exists; remove it first or use --replace"
+            )
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         avatar.save(tmp)  # write fully, then swap, so a crash never leaves half an avatar
@@ -199,7 +210,9 @@ class AvatarStore:
         folder = self._folder(name)
         if not (folder / "avatar.json").is_file():
             known = ", ".join(self.names()) or "none yet"
-            raise AvatarError(f"no avatar named {name!r} (known: {known}); add it with `anima avatar add`")
+            raise AvatarError(
+                f"no avatar named {name!r} (known: {known}); add it with `anima avatar add`"
+            )
         return Avatar.load(folder)
 
     def names(self) -> list[str]:

@@ -25,7 +25,9 @@ class HeadPose:
 class IdleMotion:
     """Blink and head-motion schedule for one avatar session."""
 
-    def __init__(self, seed: int | None = None, blink_interval: float = 4.0, amplitude: float = 1.0):
+    def __init__(
+        self, seed: int | None = None, blink_interval: float = 4.0, amplitude: float = 1.0
+    ):
         rng = np.random.default_rng(seed)
         self._blink_interval = blink_interval
         self._rng = rng
@@ -41,7 +43,9 @@ class IdleMotion:
     def _extend_blinks(self, until: float) -> None:
         while self._horizon <= until + 1.0:
             # Human spontaneous blinks: gaps roughly log-normal around a few seconds.
-            gap = float(np.clip(self._rng.lognormal(math.log(self._blink_interval), 0.45), 1.2, 12.0))
+            gap = float(
+                np.clip(self._rng.lognormal(math.log(self._blink_interval), 0.45), 1.2, 12.0)
+            )
             start = self._horizon + gap
             duration = float(self._rng.uniform(0.14, 0.24))
             self._blinks.append((start, duration))
@@ -59,14 +63,20 @@ class IdleMotion:
         for start, duration in self._blinks:
             if start <= t < start + duration:
                 u = (t - start) / duration
-                return math.sin(math.pi * u / 0.8) if u < 0.4 else 0.5 * (1 + math.cos(math.pi * (u - 0.4) / 0.6))
+                return (
+                    math.sin(math.pi * u / 0.8)
+                    if u < 0.4
+                    else 0.5 * (1 + math.cos(math.pi * (u - 0.4) / 0.6))
+                )
             if start > t:
                 break
         return 0.0
 
     def pose(self, t: float, size: int, talk: float = 0.0) -> HeadPose:
         """Head pose at ``t`` for a frame of ``size`` pixels; ``talk`` (0..1) adds small nods."""
-        osc = (self._weights * np.sin(2 * math.pi * self._freqs * t + self._phases)).sum(axis=1) / 2.0
+        osc = (self._weights * np.sin(2 * math.pi * self._freqs * t + self._phases)).sum(
+            axis=1
+        ) / 2.0
         breath = math.sin(2 * math.pi * t / self._breath_period)
         a = self._amp
         return HeadPose(

@@ -1,6 +1,6 @@
-"""The face rig: displacement fields that move the mouth, jaw and eyelids of one photo.
+"""The face rig: displacement fields that move the mouth and jaw of one photo.
 
-Each animation parameter (jaw open, lip width, lip rounding, lip closure, each eye's blink)
+Each animation parameter (jaw open, lip width, lip rounding, lip closure)
 moves a set of landmarks; a thin-plate spline spreads those moves smoothly over the skin,
 with points on the region's border, nose and cheeks held still. The fields are linear in their
 parameter, so they are computed once per avatar and a frame is a weighted sum of a few arrays
@@ -40,7 +40,6 @@ class Rig:
     """Everything the animator needs besides the image: regions and per-landmark moves."""
 
     mouth: Region
-    eyes: list[Region]
     mouth_width: float
     # Per-landmark displacement (k, 478, 2) for the mouth parameters and the base, so the inner
     # mouth outline is known exactly without sampling the fields.
@@ -52,7 +51,9 @@ class Rig:
         return landmarks + self.mouth_base_moves + np.tensordot(params, self.mouth_moves, axes=1)
 
 
-def _tps_field(ctrl: np.ndarray, disp: np.ndarray, box: tuple[int, int, int, int], step: int = 4) -> np.ndarray:
+def _tps_field(
+    ctrl: np.ndarray, disp: np.ndarray, box: tuple[int, int, int, int], step: int = 4
+) -> np.ndarray:
     """Thin-plate-spline interpolation of ``disp`` at ``ctrl`` over ``box``, as (h, w, 2)."""
     x0, y0, x1, y1 = box
     scale = max(x1 - x0, y1 - y0)
@@ -93,11 +94,21 @@ def _border(box: tuple[int, int, int, int], spacing: float) -> np.ndarray:
 
 def _clip_box(box: tuple[float, float, float, float], size: int) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = box
-    return (max(0, int(x0)), max(0, int(y0)), min(size, int(np.ceil(x1))), min(size, int(np.ceil(y1))))
+    return (
+        max(0, int(x0)),
+        max(0, int(y0)),
+        min(size, int(np.ceil(x1))),
+        min(size, int(np.ceil(y1))),
+    )
 
 
 def _field(
-    lm: np.ndarray, moves: np.ndarray, movers: list[int], anchors: list[int], box: tuple[int, int, int, int], s: float
+    lm: np.ndarray,
+    moves: np.ndarray,
+    movers: list[int],
+    anchors: list[int],
+    box: tuple[int, int, int, int],
+    s: float,
 ) -> np.ndarray:
     """Field over ``box`` that moves landmarks ``movers`` by ``moves`` and holds ``anchors``."""
     fixed = [i for i in dict.fromkeys(anchors) if i not in set(movers)]
@@ -169,7 +180,9 @@ def build_rig(landmarks: np.ndarray, work_size: int) -> Rig:
     lm = landmarks.astype(np.float64)
     s = float(np.linalg.norm(lm[291] - lm[61]))
     base, moves = _mouth_moves(lm, s)
-    movers = sorted({int(i) for i in np.nonzero(np.abs(moves).sum((0, 2)) + np.abs(base).sum(1))[0]})
+    movers = sorted(
+        {int(i) for i in np.nonzero(np.abs(moves).sum((0, 2)) + np.abs(base).sum(1))[0]}
+    )
     oval = np.array(F.JAW_LINE)
     box = _clip_box(
         (
@@ -181,31 +194,10 @@ def build_rig(landmarks: np.ndarray, work_size: int) -> Rig:
         work_size,
     )
     anchors = list(F.NOSE + F.CHEEKS)
-    fields = np.stack([_field(lm, moves[k], movers, anchors, box, s) for k in range(len(MOUTH_PARAMS))])
+    fields = np.stack(
+        [_field(lm, moves[k], movers, anchors, box, s) for k in range(len(MOUTH_PARAMS))]
+    )
     base_field = _field(lm, base, movers, anchors, box, s)
     mouth = Region(*box, fields=fields, base=base_field)
 
-    eyes = []
-    for upper, lower, corners, brow in (
-        (F.RIGHT_EYE_UPPER, F.RIGHT_EYE_LOWER, F.RIGHT_EYE_CORNERS, F.RIGHT_BROW),
-        (F.LEFT_EYE_UPPER, F.LEFT_EYE_LOWER, F.LEFT_EYE_CORNERS, F.LEFT_BROW),
-    ):
-        eye_pts = lm[list(upper + lower + corners)]
-        ew = float(np.ptp(eye_pts[:, 0]))
-        ebox = _clip_box(
-            (
-                eye_pts[:, 0].min() - 0.5 * ew,
-                min(lm[list(brow), 1].min(), eye_pts[:, 1].min() - 0.4 * ew),
-                eye_pts[:, 0].max() + 0.5 * ew,
-                eye_pts[:, 1].max() + 0.4 * ew,
-            ),
-            work_size,
-        )
-        blink = np.zeros((478, 2))
-        for up, lo in zip(upper, lower, strict=True):
-            gap = float(lm[lo, 1] - lm[up, 1])
-            blink[up, 1] = 0.9 * gap  # the upper lid comes down ...
-            blink[lo, 1] = -0.1 * gap  # ... and the lower one rises a little to meet it
-        field = _field(lm, blink, list(upper + lower), list(corners + brow), ebox, ew / 1.5)
-        eyes.append(Region(*ebox, fields=field[None], base=np.zeros_like(field)))
-    return Rig(mouth=mouth, eyes=eyes, mouth_width=s, mouth_moves=moves, mouth_base_moves=base)
+    return Rig(mouth=mouth, mouth_width=s, mouth_moves=moves, mouth_base_moves=base)

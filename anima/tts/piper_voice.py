@@ -80,7 +80,9 @@ class PiperTTS:
             for align in chunk.phoneme_alignments:
                 n = int(align.num_samples)
                 timings.append(
-                    PhonemeTiming(align.phoneme, pos / self.sample_rate, (pos + n) / self.sample_rate)
+                    PhonemeTiming(
+                        align.phoneme, pos / self.sample_rate, (pos + n) / self.sample_rate
+                    )
                 )
                 pos += n
             # Alignments are frame-quantised; stretch the last one so timings end with the audio.
@@ -93,7 +95,9 @@ class PiperTTS:
         if self._pause and parts:
             parts.append(np.zeros(self._pause, dtype=np.int16))
             timings.append(
-                PhonemeTiming("_", offset / self.sample_rate, (offset + self._pause) / self.sample_rate)
+                PhonemeTiming(
+                    "_", offset / self.sample_rate, (offset + self._pause) / self.sample_rate
+                )
             )
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         return pcm, timings

@@ -1,0 +1,32 @@
+"""Shared fixtures: the project's own voice, the sample portrait and an isolated data dir."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anima.config import Settings
+from anima.render.avatar import Avatar, prepare_avatar, sample_portrait
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> Settings:
+    monkeypatch.setenv("ANIMA_DATA_DIR", str(tmp_path / "data"))
+    return Settings.load(None)
+
+
+@pytest.fixture(scope="session")
+def voice():
+    from anima.tts import load_voice
+
+    return load_voice()
+
+
+@pytest.fixture(scope="session")
+def portrait() -> np.ndarray:
+    return sample_portrait()
+
+
+@pytest.fixture(scope="session")
+def avatar(portrait) -> Avatar:
+    return prepare_avatar(portrait, "sample")
