@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RenderSettings(BaseModel):
     """Output video and the avatar animation."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
 
     size: int = Field(512, ge=128, le=2048, description="Output frames are size x size pixels.")
     fps: int = Field(25, ge=10, le=60)
@@ -34,6 +36,8 @@ class RenderSettings(BaseModel):
 class VoiceSettings(BaseModel):
     """The text-to-speech voice."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
+
     backend: str = "piper"
     model: Path | None = Field(None, description="A Piper .onnx voice; default: the embedded one.")
     length_scale: float = Field(1.0, gt=0.3, le=3.0, description="Above 1 speaks slower.")
@@ -42,6 +46,8 @@ class VoiceSettings(BaseModel):
 
 class LimitSettings(BaseModel):
     """Limits on outside input, checked before any expensive work."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
 
     max_text_chars: int = Field(2000, ge=1)
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)

@@ -126,12 +126,6 @@ def test_invalid_override_raises() -> None:
         Settings.load(render={"fps": 0})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nested settings models (RenderSettings, VoiceSettings, LimitSettings) use pydantic's "
-    "default extra='ignore', so a misspelt key inside [render]/[voice]/[limits] is silently "
-    "dropped while a misspelt top-level key is rejected",
-)
 def test_misspelt_nested_key_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValidationError):
         Settings.load(write(tmp_path, "[render]\nfsp = 30\n"))

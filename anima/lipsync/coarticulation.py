@@ -19,6 +19,7 @@ from anima.lipsync.visemes import LENGTH_MARKS, STRESS_MARKS, is_pause, viseme_a
 # How far a phoneme's influence reaches, as a multiple of its own duration, and at least this.
 _REACH = 0.55
 _MIN_REACH_S = 0.035
+_PAUSE_REACH_S = 0.06
 
 
 def merge_marks(timings: Sequence[PhonemeTiming]) -> list[PhonemeTiming]:
@@ -59,14 +60,16 @@ def mouth_track(
     starts = np.array([t.start for t in merged])
     ends = np.array([t.end for t in merged])
     centres = (starts + ends) / 2
+    pause = np.array([is_pause(t.phoneme) for t in merged])
     reach = np.maximum((ends - starts) * _REACH, _MIN_REACH_S)
+    # A long pause must not reach far into the words around it: its pull is local.
+    reach[pause] = np.minimum(reach[pause], _PAUSE_REACH_S)
     # Distance outside the phoneme's own span: full dominance inside it, decaying outside.
     dist = np.maximum(0.0, np.abs(times[:, None] - centres[None, :]) - (ends - starts)[None, :] / 2)
     weight = np.exp(-dist / reach[None, :])  # (frames, phonemes)
     dom = weight[:, :, None] * dominance[None, :, :]
     params = (dom * targets[None, :, :]).sum(axis=1) / np.maximum(dom.sum(axis=1), 1e-9)
     inside = (times[:, None] >= starts[None, :]) & (times[:, None] < ends[None, :])
-    pause = np.array([is_pause(t.phoneme) for t in merged])
     speaking = (inside & ~pause[None, :]).any(axis=1)
     if loudness is not None:
         params[:, 0] *= 0.65 + 0.35 * np.clip(loudness, 0.0, 1.0)

@@ -24,7 +24,7 @@ class Viseme:
 
 # name: (jaw, width, round, closure), (dominance for each)
 _VISEMES = {
-    "rest": Viseme("rest", (0.0, 0.3, 0.0, 0.2), (1.5, 1.0, 1.0, 1.0)),
+    "rest": Viseme("rest", (0.0, 0.3, 0.0, 0.2), (4.0, 1.5, 1.5, 1.5)),
     "gap": Viseme("gap", (0.15, 0.35, 0.0, 0.0), (0.15, 0.15, 0.15, 0.15)),
     "PBM": Viseme("PBM", (0.02, 0.35, 0.0, 1.0), (4.0, 1.0, 1.0, 8.0)),
     "FV": Viseme("FV", (0.1, 0.45, 0.0, 0.6), (2.0, 1.0, 1.0, 4.0)),

@@ -107,7 +107,9 @@ def read_photo(source: Path | bytes, limits: PhotoLimits = PhotoLimits()) -> np.
             img = Image.open(BytesIO(data))  # reads the header only
             w, h = img.size
             if w * h > limits.max_pixels:
-                raise AvatarError(f"image is {w}x{h} pixels; the limit is {limits.max_pixels:,} pixels")
+                raise AvatarError(
+                    f"image is {w}x{h} pixels; the limit is {limits.max_pixels:,} pixels"
+                )
             img = ImageOps.exif_transpose(img)
             rgb = np.asarray(img.convert("RGB"))
     except AvatarError:
@@ -115,7 +117,9 @@ def read_photo(source: Path | bytes, limits: PhotoLimits = PhotoLimits()) -> np.
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise AvatarError(too_big) from None
     except UnidentifiedImageError:
-        raise AvatarError("the file is not an image anima can read (JPEG, PNG, WebP, BMP…)") from None
+        raise AvatarError(
+            "the file is not an image anima can read (JPEG, PNG, WebP, BMP…)"
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise AvatarError(f"the image is damaged: {exc}") from None
     if min(rgb.shape[:2]) < 32:

@@ -73,7 +73,9 @@ class Eyelids:
             lash = np.zeros(shape, np.float32)
             line = np.vstack([eye.corners[0], edge, eye.corners[1]]) - off
             width = max(1, int(round(0.035 * float(np.ptp(eye.upper[:, 0])))))
-            cv2.polylines(lash, [np.round(line * 16).astype(np.int32)], False, 1.0, width, cv2.LINE_AA, 4)
+            cv2.polylines(
+                lash, [np.round(line * 16).astype(np.int32)], False, 1.0, width, cv2.LINE_AA, 4
+            )
             lash = cv2.GaussianBlur(lash, (0, 0), 0.8)[..., None] * (0.4 * closure)
             roi = eye.open.astype(np.float32)
             out = roi * (1 - mask) + eye.lid * mask

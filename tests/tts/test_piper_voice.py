@@ -11,7 +11,10 @@ def test_alignment_output_is_patched_in(voice):
 
 def test_timings_present_contiguous_and_cover_the_audio(voice):
     chunks = list(voice.synthesize("Hello, I am your digital guide. How can I help you today?"))
-    assert [c.text for c in chunks] == ["Hello, I am your digital guide.", "How can I help you today?"]
+    assert [c.text for c in chunks] == [
+        "Hello, I am your digital guide.",
+        "How can I help you today?",
+    ]
     for chunk in chunks:
         assert chunk.pcm.dtype == np.int16 and len(chunk.pcm) > chunk.sample_rate // 2
         ph = chunk.phonemes
