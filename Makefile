@@ -1,0 +1,37 @@
+# The two commands of the README. Each sets up what it needs (a virtualenv in .venv) first.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TEXT ?= Hello, I am your digital guide. How can I help you today?
+
+.PHONY: demo test test-fast lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# Reinstall only when the dependencies change.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+## demo: set up, then render the built-in portrait saying $(TEXT) into hello.mp4
+demo: $(VENV)/.installed
+	$(BIN)/anima say "$(TEXT)" --avatar sample -o hello.mp4
+
+## test: set up, then run the whole test suite (lint included)
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q
+
+## test-fast: the suite without the slow end-to-end tests
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## bench: renderer speed, TTS speed and memory -> bench/results/render.json
+bench: $(VENV)/.installed
+	$(BIN)/anima bench render --out bench/results
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache hello.mp4
