@@ -144,9 +144,13 @@ def _bench_tts(voice) -> dict[str, object]:  # noqa: ANN001 - any Voice
 
 
 def _speech_shapes(voice, fps: int) -> tuple[list, int]:  # noqa: ANN001
-    chunk = next(voice.synthesize(TEN_SECONDS))
-    clock = MediaClock(chunk.sample_rate, fps)
-    return PhonemeLipSync().shapes(chunk, 0, clock), chunk.sample_rate
+    """Mouth shapes of the whole ten-second text, sentence after sentence on one clock."""
+    shapes, start, clock = [], 0, None
+    for chunk in voice.synthesize(TEN_SECONDS):
+        clock = clock or MediaClock(chunk.sample_rate, fps)
+        shapes += PhonemeLipSync().shapes(chunk, start, clock)
+        start += len(chunk.pcm)
+    return shapes, clock.sample_rate if clock else 0
 
 
 def _bench_render(voice, avatar, size: int, fps: int, frames: int, out: Path):  # noqa: ANN001, ANN202

@@ -11,7 +11,7 @@ from anima.session import say_to_file
 
 pytestmark = pytest.mark.slow
 
-# Measured r = 0.60 on the sample portrait; 0.4 is "clearly positive" with room for noise.
+# Measured r = 0.69 on the sample portrait; 0.4 is "clearly positive" with room for noise.
 MIN_CORRELATION = 0.4
 CLOSED = 0.07  # inner-lip gap / mouth width, re-detected: 0.02-0.055 when shut, >0.2 open
 

@@ -165,8 +165,13 @@ class FaceAnimator:
 
 
 def _effective(shape: MouthShape) -> np.ndarray:
-    """Mouth parameters as the rig uses them: pressed lips hold the jaw nearly shut."""
+    """Mouth parameters as the rig uses them: pressed lips hold the jaw nearly shut.
+
+    Coarticulated speech rarely drives the jaw past 0.4, so small openings are boosted
+    (0 and 1 stay put) to keep articulation visible.
+    """
     p = shape.as_array().astype(np.float32)
+    p[0] = 1.0 - (1.0 - p[0]) ** 2
     p[0] *= 1.0 - 0.9 * p[3]
     return p
 
