@@ -14,6 +14,8 @@ class LipSyncStage(Stage):
 
     The stage owns the session's audio sample counter: audio pts are sample indices, and video
     frame indices follow from them through the :class:`MediaClock`, so the two never drift.
+    The counter keeps running across interruptions (it is the session's clock, and pts must
+    only grow); what the listener actually heard is the transport's to report.
     """
 
     accepts = (SpeechChunk,)
