@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from anima.config import Settings
 from anima.models import ModelNotFound
 from anima.render.avatar import (
+    WORK_PAD,
     Avatar,
     AvatarError,
     AvatarStore,
@@ -72,7 +73,7 @@ def resolve_avatar(spec: str, settings: Settings, err: Console) -> Avatar:
             err.print(f"note: {note}")
         return avatar
     avatar = store.get(spec)
-    if avatar.work_size != round(r.size * 1.1):
+    if avatar.work_size != round(r.size * WORK_PAD):
         raise AvatarError(f"avatar {spec!r} was prepared for another output size; add it again")
     return avatar
 
