@@ -118,6 +118,7 @@ def bench_render(out: Path, settings: Settings, err: Console, frames: int = 250)
         progress.update(task, advance=1)
     path = out / "render.json"
     path.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    _plot_frame_times(result["render"], r.fps, out / "render_frame_times.png")
     _print_summary(result, err)
     err.print(f"results: {path}")
     return 0
@@ -244,6 +245,29 @@ def _bench_say_memory(settings: Settings) -> dict[str, object]:
         "peak_rss_mb": max(peak_kb, before) / 1024,
         "note": "whole process: imports, models, face detection, synthesis, render, encode",
     }
+
+
+def _plot_frame_times(render: dict, fps: int, path: Path) -> None:
+    """Per-frame render time over the run, against the real-time budget of one frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ms = np.asarray(render["samples_ms"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax1.plot(ms, lw=0.8)
+    ax1.axhline(1000 / fps, color="r", ls="--", label=f"real-time budget ({1000 / fps:.0f} ms)")
+    ax1.set(xlabel="frame", ylabel="render ms (1 core)", title="render time per frame")
+    ax1.legend()
+    ax2.hist(ms, bins=40)
+    ax2.axvline(float(np.percentile(ms, 50)), color="k", label="p50")
+    ax2.axvline(float(np.percentile(ms, 95)), color="orange", label="p95")
+    ax2.set(xlabel="render ms", ylabel="frames", title=f"{render['fps']:.0f} fps on one core")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _print_summary(result: dict, err: Console) -> None:
