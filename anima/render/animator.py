@@ -17,7 +17,7 @@ from anima.frames import MouthShape
 from anima.render import face as F
 from anima.render.avatar import Avatar
 from anima.render.eyelids import Eyelids
-from anima.render.idle import IdleMotion
+from anima.render.idle import HeadPose, IdleMotion
 from anima.render.rig import Region, build_rig
 
 _CAVITY = np.array([52, 16, 20], np.float32)
@@ -151,7 +151,7 @@ class FaceAnimator:
         m = mask[..., None]
         canvas[y0:y1, x0:x1] = (roi * (1 - m) + inside * m).astype(np.uint8)
 
-    def _frame(self, canvas: np.ndarray, pose) -> np.ndarray:  # noqa: ANN001 - HeadPose
+    def _frame(self, canvas: np.ndarray, pose: HeadPose) -> np.ndarray:
         work = canvas.shape[0]
         cx, cy = float(self._face_centre[0]), float(self._face_centre[1])
         m = cv2.getRotationMatrix2D((cx, cy), pose.roll, pose.scale)
