@@ -1,4 +1,4 @@
-"""The ``anima`` command: ``say``, ``avatar add|list|remove`` and ``bench``.
+"""The ``anima`` command: ``say``, ``avatar add|list|remove``, ``transcribe`` and ``bench``.
 
 Every user error (bad photo, no face, empty text, missing avatar) ends with one line on stderr
 and exit code 2; a traceback means a bug.
@@ -48,6 +48,23 @@ def _parser() -> argparse.ArgumentParser:
     rm = asub.add_parser("remove", help="delete a prepared avatar")
     rm.add_argument("name")
 
+    tr = sub.add_parser("transcribe", help="run the live listener over audio files")
+    tr.add_argument("files", nargs="+", help="audio (or video) files in any format FFmpeg reads")
+    tr.add_argument("--json", action="store_true", help="one JSON object per utterance")
+    tr.add_argument("--model", help="tiny.en, base or a CTranslate2 Whisper folder")
+    tr.add_argument("--language", help="language code (multilingual models)")
+
+    chat = sub.add_parser("chat", help="talk to the brain and persona in the terminal")
+    chat.add_argument("--once", metavar="QUESTION", help="answer one question and exit")
+    chat.add_argument("--kb", type=Path, help="knowledge folder (also knowledge.dir)")
+    chat.add_argument("--persona", type=Path, help="persona YAML file (also persona.file)")
+    chat.add_argument("--backend", help="gguf, openai or kb (no model); also brain.backend")
+    chat.add_argument("--user", help="user id, for opt-in long-term memory across sessions")
+
+    from anima.live_cmd import add_parser as add_live_parser  # argparse only, no media imports
+
+    add_live_parser(sub)
+
     bench = sub.add_parser("bench", help="measure the engine")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
     br = bsub.add_parser("render", help="renderer fps, TTS speed and memory of `anima say`")
@@ -55,6 +72,22 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     br.add_argument("--frames", type=int, default=250, help="frames to render for the fps figure")
+    bb = bsub.add_parser("brain", help="embedded GGUF: time to first phrase and tokens/s")
+    bb.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    bb.add_argument("--prompts", type=int, default=10, help="questions per pass (cold, warm)")
+    bb.add_argument("--max-tokens", type=int, default=128, help="cap on each reply")
+    bl = bsub.add_parser("live", help="simultaneous 25 fps livestreams two cores sustain")
+    bl.add_argument(
+        "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
+    )
+    bl.add_argument("--seconds", type=float, default=20.0, help="length of each stream run")
+    bl.add_argument("--max-streams", type=int, default=6, help="stop the sweep here")
+    bl.add_argument("--rtmp", help="push to this RTMP app URL (…/app) instead of HLS folders")
+    ba = bsub.add_parser("asr", help="end-of-speech to final transcript latency and RTF")
+    ba.add_argument(
+        "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
+    )
+    ba.add_argument("--reps", type=int, default=5, help="utterances per length (2, 5, 10 s)")
     return p
 
 

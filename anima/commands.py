@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from anima.config import Settings
+from anima.dialogue.brain import BrainError
 from anima.models import ModelNotFound
 from anima.render.avatar import (
     WORK_PAD,
@@ -27,7 +28,7 @@ from anima.session import SayError, say_to_file
 from anima.tts import VoiceError, load_voice
 
 SAMPLE = "sample"
-_USER_ERRORS = (AvatarError, ValueError, SayError, ModelNotFound, VoiceError, OSError)
+_USER_ERRORS = (AvatarError, ValueError, SayError, ModelNotFound, VoiceError, OSError, BrainError)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -38,6 +39,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _say(args, settings, err)
         if args.command == "avatar":
             return _avatar(args, settings, err)
+        if args.command == "transcribe":
+            from anima.transcribe import run_transcribe
+
+            return run_transcribe(args, settings, err)
+        if args.command == "chat":
+            from anima.chat import run_chat
+
+            return run_chat(args, settings, err)
+        if args.command == "live":
+            from anima.live_cmd import run_live
+
+            return run_live(args, settings, err)
         if args.command == "bench":
             from anima.bench import run_bench
 

@@ -158,6 +158,37 @@ class Interrupt(ControlFrame):
 
 
 @dataclass(frozen=True, slots=True)
+class Handoff(ControlFrame):
+    """The avatar asks for a human to take over (the kiosk or web page acts on it).
+
+    ``reason``: ``"requested"`` (the user asked for a person), ``"cannot_help"`` (repeated
+    unanswered questions or a failing brain) or ``"intent:<name>"`` (an operator intent).
+    """
+
+    reason: str = "requested"
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpeech(ControlFrame):
+    """The listener heard the user start (``started``) or stop speaking at ``at`` seconds."""
+
+    started: bool
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn(ControlFrame):
+    """The user spoke over the avatar's ``turn``; the session interrupts that turn once.
+
+    ``onset`` is when the user's speech began and ``at`` when it was judged a barge-in, both in
+    seconds on the listener's input clock.
+    """
+
+    onset: float = 0.0
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Error(ControlFrame):
     """A stage failed on a frame; the session decides what to do. ``retryable`` is advisory."""
 

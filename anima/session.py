@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from anima.asr.listener import Listener
 from anima.config import Settings
 from anima.frames import (
     AudioFrame,
+    BargeIn,
     Error,
+    Frame,
     MediaClock,
     PhonemeTiming,
     SpeechChunk,
@@ -161,3 +164,30 @@ async def say_to_file(
     if on_progress:
         on_progress(total, total)
     return SayResult(out, total, writer.video_frames, time.perf_counter() - started)
+
+
+# --- listening: barge-in ----------------------------------------------------------------------
+
+
+def avatar_played(listener: Listener, frame: AudioFrame) -> None:
+    """Tell the listener the avatar is playing ``frame`` now.
+
+    It becomes the echo guard's reference and arms barge-in for the frame's turn. Call it where
+    audio leaves for the speaker or the client.
+    """
+    listener.play(frame.pcm, frame.sample_rate, frame.turn)
+
+
+async def barge_in(speaking: Pipeline, frame: Frame, listener: Listener | None = None) -> bool:
+    """Interrupt ``speaking`` if ``frame`` is a :class:`BargeIn` on its current turn.
+
+    Returns True when it interrupted. A second barge-in on the same turn, or one on a turn that
+    has already ended or been cut, is a no-op: one interruption per turn, however long the user
+    talks over it. The listener forgets the playback reference that will now never play.
+    """
+    if not isinstance(frame, BargeIn) or frame.turn != speaking.turn:
+        return False
+    await speaking.interrupt("barge-in")
+    if listener is not None:
+        listener.stop_playback()
+    return True

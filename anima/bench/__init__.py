@@ -15,4 +15,25 @@ def run_bench(args: argparse.Namespace, settings: Settings, err: Console) -> int
         from anima.bench.render import bench_render
 
         return bench_render(args.out, settings, err, frames=args.frames)
+    if args.bench_command == "brain":
+        from anima.bench.brain import bench_brain
+
+        return bench_brain(
+            args.out, settings, err, prompts=args.prompts, max_tokens=args.max_tokens
+        )
+    if args.bench_command == "asr":
+        from anima.bench.asr import bench_asr
+
+        return bench_asr(args.out, settings, err, reps=args.reps)
+    if args.bench_command == "live":
+        from anima.bench.live import bench_live
+
+        return bench_live(
+            args.out,
+            settings,
+            err,
+            seconds=args.seconds,
+            max_streams=args.max_streams,
+            rtmp=args.rtmp,
+        )
     raise ValueError(f"unknown benchmark {args.bench_command!r}")

@@ -1,0 +1,564 @@
+"""The dialogue orchestrator: one user utterance in, speakable phrases and events out.
+
+:meth:`Agent.respond` routes every utterance through the same steps, first match wins:
+
+1. **closed** — the session's token budget is spent: the persona's closing line.
+2. **refusal** — blocked input terms/patterns (moderation) or a prompt-injection attempt:
+   a fixed persona line; the text never reaches a model and is kept out of the history.
+3. **memory** — "remember that…", "what do you remember about me", "delete my data".
+4. **handoff** — the user asks for a person: the hand-off line and a :class:`HandoffRequested`.
+5. **intent** — an operator intent: its exact approved text (never a model), maybe a hand-off.
+6. **kb / fallback** — without an LLM (the ``kb`` backend), or with ``knowledge.strict`` and
+   a weak match: the best knowledge passage verbatim, or "I don't know" plus the fallback
+   offer; after ``handoff_after`` unanswered questions in a row, a hand-off.
+7. **llm** — the LLM with the persona's system prompt, the best knowledge passages (with
+   their source ids), the user's remembered facts and the bounded history; the user's text is
+   delimited. Its stream goes through the phrase chunker, the output filter (PII, blocked
+   terms, system-prompt echo) and the reply caps, and each phrase is yielded as soon as it is
+   released. A brain error or timeout becomes the apology line and a :class:`TurnFailed`.
+
+Closing the generator (``aclose()``, or cancelling the task iterating it) stops the brain's
+stream at once. The reply enters the history only once it is known what the user heard:
+:meth:`Agent.interrupted` (after a barge-in) records the heard part, otherwise the next
+:meth:`respond` records it whole. Every turn is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from anima.config import KnowledgeSettings, SafetySettings, Settings
+from anima.dialogue.audit import AuditEntry, AuditLog
+from anima.dialogue.brain import Brain, BrainError, Message, Phrase
+from anima.dialogue.chunker import PhraseChunker
+from anima.dialogue.history import History, estimate_tokens
+from anima.dialogue.intents import IntentMatcher, wants_human
+from anima.dialogue.knowledge import Hit, KnowledgeBase
+from anima.dialogue.memory import LongTermMemory, MemoryCommand, parse_memory_command
+from anima.dialogue.metrics import ReplyTimer
+from anima.dialogue.persona import Persona
+from anima.dialogue.safety import (
+    InputModerator,
+    OutputFilter,
+    PiiMasker,
+    ReplyBudget,
+    detect_injection,
+    wrap_user_text,
+)
+from anima.pipeline import run_blocking
+
+log = logging.getLogger(__name__)
+
+# Fixed lines of the memory feature (English; a persona file does not translate them yet).
+MEMORY_LINES = {
+    "remembered": "All right, I'll remember that.",
+    "no_id": "I can only remember things for visitors who are signed in.",
+    "disabled": "I'm sorry, I can't keep anything for later here.",
+    "forgotten": "Done. I've deleted everything I knew about you.",
+    "nothing": "I don't have anything remembered about you.",
+    "recall": "You asked me to remember:",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRequested:
+    """The agent asks for a human to take over; ``reason`` as in :class:`anima.frames.Handoff`."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFailed:
+    """The brain failed on this turn (an apology phrase was already yielded)."""
+
+    message: str
+    retryable: bool = False
+
+
+Event = Phrase | HandoffRequested | TurnFailed
+
+
+@dataclass
+class TurnRecord:
+    """What happened on one turn: for the audit log, ``anima chat`` and tests."""
+
+    question: str
+    route: str = ""
+    spoken: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    confidence: float | None = None
+    intent: str | None = None
+    reason: str | None = None
+    interrupted: bool = False
+    first_phrase_ms: float | None = None
+    total_ms: float | None = None
+    in_history: bool = True  # refusals stay out of the conversation the model sees
+
+    @property
+    def answer(self) -> str:
+        """The reply as spoken (phrases joined by single spaces)."""
+        return " ".join(self.spoken)
+
+
+class Agent:
+    """Routes utterances (see the module docstring); one instance per conversation session."""
+
+    def __init__(
+        self,
+        persona: Persona,
+        *,
+        brain: Brain | None = None,
+        knowledge: KnowledgeBase | None = None,
+        intents: IntentMatcher | None = None,
+        knowledge_settings: KnowledgeSettings | None = None,
+        safety: SafetySettings | None = None,
+        memory: LongTermMemory | None = None,
+        audit: AuditLog | None = None,
+        history_tokens: int = 1200,
+        max_tokens: int = 160,
+        max_input_chars: int = 2000,
+        session_id: str | None = None,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.persona = persona
+        # The "kb" backend means: no language model, the knowledge base answers verbatim.
+        self.brain = None if brain is None or getattr(brain, "name", "") == "kb" else brain
+        self.knowledge = knowledge
+        self.intents = intents
+        self.kcfg = knowledge_settings or KnowledgeSettings()
+        self.safety = safety or SafetySettings()
+        self.memory = memory
+        self.audit = audit
+        self.history = History(history_tokens)
+        self.max_tokens = max_tokens
+        self.max_input_chars = max_input_chars
+        self.session_id = session_id or uuid.uuid4().hex[:12]
+        self._now = now
+        self._moderator = InputModerator(
+            self.safety.blocked_input, self.safety.blocked_input_patterns
+        )
+        self._masker = PiiMasker(self.safety.pii_allow)
+        if knowledge is not None:
+            # What the operator published (their phone number, e-mail) may be spoken.
+            self._masker.allow(knowledge.texts())
+        self.session_tokens = 0
+        self.unanswered = 0  # questions in a row the agent could not answer
+        self.last_turn: TurnRecord | None = None
+        self._pending: TurnRecord | None = None  # reply not yet in the history
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def greeting(self, user_id: str | None = None) -> list[Phrase]:
+        """The persona's greeting as phrases, to speak when a session starts."""
+        text = self.persona.greeting
+        if user_id and self.memory is not None and self.memory.known(user_id):
+            text = f"Welcome back! {text}"
+        self.history.add(Message("assistant", text))
+        return _phrases(text)
+
+    async def respond(self, user_text: str, *, user_id: str | None = None) -> AsyncIterator[Event]:
+        """Stream the reply to ``user_text``: phrases as they are ready, then any event."""
+        self._settle_pending()
+        text = " ".join(user_text.split())[: self.max_input_chars]
+        if not text:
+            return
+        masked, _ = self._masker.mask(text)  # personal data never reaches a model or a log
+        turn = TurnRecord(question=masked)
+        self.last_turn = turn
+        started = self._now()
+        finished = False
+        try:
+            async with contextlib.aclosing(self._route(text, masked, user_id, turn)) as events:
+                async for event in events:
+                    if isinstance(event, Phrase):
+                        if turn.first_phrase_ms is None:
+                            turn.first_phrase_ms = (self._now() - started) * 1000
+                        turn.spoken.append(event.text)
+                    yield event
+            finished = True
+        finally:
+            turn.interrupted = not finished
+            turn.total_ms = (self._now() - started) * 1000
+            self._finish(turn, user_id)
+
+    def interrupted(self, heard_chars: int | None) -> None:
+        """The user barged in after hearing ``heard_chars`` characters of the last reply.
+
+        Characters count over the reply's phrases joined by single spaces (as
+        :attr:`TurnRecord.answer`); None means the heard position is unknown (all kept).
+        """
+        turn, self._pending = self._pending, None
+        if turn is not None:
+            self.history.record_reply(turn.answer, heard_chars)
+
+    def reset(self) -> None:
+        """Forget the conversation (a new visitor at the kiosk); long-term memory stays."""
+        self._pending = None
+        self.history.clear()
+        self.session_tokens = 0
+        self.unanswered = 0
+
+    async def aclose(self) -> None:
+        """Release the brain and the memory database."""
+        if self.brain is not None:
+            await self.brain.aclose()
+        if self.memory is not None:
+            self.memory.close()
+
+    # -- routing -------------------------------------------------------------------------------
+
+    async def _route(
+        self, text: str, masked: str, user_id: str | None, turn: TurnRecord
+    ) -> AsyncIterator[Event]:
+        p = self.persona
+        if self.session_tokens >= self.safety.max_session_tokens:
+            turn.route, turn.reason, turn.in_history = "closed", "session token cap", False
+            yield Phrase(p.closing)
+            return
+        if reason := self._moderator.check(text):
+            turn.route, turn.reason, turn.in_history = "refusal", reason, False
+            yield Phrase(p.refusal)
+            return
+        if fragment := detect_injection(text):
+            turn.route, turn.reason, turn.in_history = "refusal", f"injection: {fragment}", False
+            yield Phrase(p.stay_in_role)
+            return
+        if (command := parse_memory_command(text)) is not None:
+            turn.route, turn.reason = "memory", command.action
+            line = await self._memory(command, user_id, turn)
+            for phrase in _phrases(line):
+                yield phrase
+            return
+        if wants_human(text):
+            turn.route, turn.reason = "handoff", "requested"
+            yield Phrase(p.handoff)
+            yield HandoffRequested("requested")
+            return
+        query = self._masker.strip(text)  # placeholders would match words of the knowledge
+        hits = self.knowledge.search(query, self.kcfg.top_k) if self.knowledge else []
+        confidence = hits[0].confidence if hits else 0.0
+        m = self.intents.match(text, self.kcfg.intent_threshold) if self.intents else None
+        # An intent wins unless the knowledge base matches strictly better (a question about
+        # the phone number must not trigger an intent that merely mentions calling).
+        if m is not None and m.confidence >= confidence:
+            turn.route, turn.intent, turn.confidence = "intent", m.intent.name, m.confidence
+            self.unanswered = 0
+            # The approved text is spoken exactly: no filter, no cap, no model.
+            for phrase in _phrases(m.intent.answer, m.intent.emotion):
+                yield phrase
+            if m.intent.handoff:
+                yield HandoffRequested(f"intent:{m.intent.name}")
+            return
+        turn.confidence = round(confidence, 3)
+        answerable = confidence >= self.kcfg.threshold
+        if self.brain is None or (self.kcfg.strict and not answerable):
+            if answerable:
+                turn.route, turn.sources = "kb", [hits[0].passage.id]
+                self.unanswered = 0
+                async for event in self._filtered(_phrases(hits[0].passage.text), turn):
+                    yield event
+            elif line := _small_talk(text):
+                turn.route = "smalltalk"
+                for phrase in _phrases(line):
+                    yield phrase
+            else:
+                async for event in self._cannot_answer(turn):
+                    yield event
+            return
+        async with contextlib.aclosing(self._llm(masked, user_id, hits, turn)) as events:
+            async for event in events:
+                yield event
+
+    async def _cannot_answer(
+        self, turn: TurnRecord, route: str = "fallback"
+    ) -> AsyncIterator[Event]:
+        p = self.persona
+        turn.route = route
+        self.unanswered += 1
+        if self.kcfg.handoff_after and self.unanswered >= self.kcfg.handoff_after:
+            self.unanswered = 0
+            turn.reason = "cannot_help"
+            yield Phrase(p.dont_know)
+            yield Phrase(p.handoff)
+            yield HandoffRequested("cannot_help")
+        else:
+            for phrase in _phrases(p.dont_know_line()):
+                yield phrase
+
+    async def _memory(self, command: MemoryCommand, user_id: str | None, turn: TurnRecord) -> str:
+        if command.action == "forget":
+            # Also for anonymous visitors: the conversation so far is dropped.
+            self.history.clear()
+            self._pending = None
+            turn.in_history = False
+            if user_id:
+                if self.memory is not None:
+                    await run_blocking(self.memory.forget, user_id)
+                if self.audit is not None:
+                    await run_blocking(self.audit.forget, user_id)
+            return MEMORY_LINES["forgotten"]
+        if self.memory is None:
+            return MEMORY_LINES["disabled"]
+        if not user_id:
+            return MEMORY_LINES["no_id"]
+        if command.action == "remember":
+            fact, _ = self._masker.mask(command.fact)  # never keep card numbers and the like
+            await run_blocking(self.memory.remember, user_id, fact)
+            return MEMORY_LINES["remembered"]
+        facts = await run_blocking(self.memory.recall, user_id)
+        if not facts:
+            return MEMORY_LINES["nothing"]
+        return " ".join([MEMORY_LINES["recall"], *facts])
+
+    async def _llm(
+        self, masked: str, user_id: str | None, hits: list[Hit], turn: TurnRecord
+    ) -> AsyncIterator[Event]:
+        assert self.brain is not None
+        brain = self.brain
+        turn.route = "llm"
+        # Weaker passages still help a model; the cut-off keeps unrelated ones out.
+        passages = [h for h in hits if h.confidence >= self.kcfg.threshold / 2]
+        turn.sources = [h.passage.id for h in passages]
+        memories: list[str] = []
+        if user_id and self.memory is not None:
+            memories = await run_blocking(self.memory.recall, user_id)
+        system = self.persona.system_prompt(
+            passages=[(h.passage.id, h.passage.text) for h in passages],
+            memories=memories,
+            grounded_only=self.kcfg.strict,
+        )
+        # The system prompt is always first; the user's words always arrive delimited.
+        messages = [
+            Message("system", system),
+            *(m for m in self.history.messages() if m.role != "system"),
+            Message("user", wrap_user_text(masked)),
+        ]
+        chunker = PhraseChunker()
+        out_filter = OutputFilter(
+            terms=self.safety.blocked_output,
+            patterns=self.safety.blocked_output_patterns,
+            masker=self._masker if self.safety.mask_pii else None,
+            instructions=self.persona.instructions(),
+        )
+        budget = ReplyBudget(self.persona.max_words, self.persona.max_sentences)
+        timer = ReplyTimer(brain.name, now=self._now)
+        token_room = self.safety.max_session_tokens - self.session_tokens
+        max_tokens = max(1, min(self.max_tokens, token_room))
+        spent = [0]  # estimated tokens spoken so far in this reply
+
+        def emit(phrase: Phrase | None) -> tuple[list[Phrase], str | None]:
+            """Filtered phrases of one chunker phrase (None: the end) and a stop reason."""
+            filtered = out_filter.feed(phrase) if phrase is not None else out_filter.flush()
+            if filtered.blocked:
+                turn.reason = filtered.blocked
+                return [], "blocked"
+            out: list[Phrase] = []
+            for p in filtered.phrases:
+                out.append(p)
+                timer.phrase()
+                spent[0] += estimate_tokens(p.text)
+                if budget.spend(p.text):
+                    turn.reason = "reply cap"
+                    return out, "cap"
+                if self.session_tokens + spent[0] >= self.safety.max_session_tokens:
+                    turn.reason = "session token cap"
+                    return out, "session"
+            return out, None
+
+        stream = brain.stream(messages, max_tokens=max_tokens)
+        brain_seconds = 0.0  # time spent waiting on the brain, not on our consumer
+        stop: str | None = None
+        spoke = False
+        try:
+            ended = False
+            while not ended and stop is None:
+                remaining = self.safety.reply_timeout - brain_seconds
+                waited = self._now()
+                try:
+                    # The timeout wraps only the wait for the brain, never a yield, so a slow
+                    # consumer (the TTS behind a full queue) does not count against it.
+                    async with asyncio.timeout(max(0.001, remaining)):
+                        delta = await anext(stream)
+                    pending: list[Phrase | None] = list(chunker.feed(delta))
+                except StopAsyncIteration:
+                    pending, ended = [*chunker.flush(), None], True
+                finally:
+                    brain_seconds += self._now() - waited
+                for phrase in pending:
+                    out, stop = emit(phrase)
+                    for p in out:
+                        spoke = True
+                        yield p
+                    if stop:
+                        break
+            if stop == "blocked":
+                yield Phrase(self.persona.refusal)
+            elif stop == "session":
+                yield Phrase(self.persona.closing)
+            elif not spoke:
+                # The model said nothing speakable: treat it as not knowing.
+                async for event in self._cannot_answer(turn, route="llm"):
+                    yield event
+                return
+            self.unanswered = 0
+        except Exception as exc:  # any brain failure must not end the session
+            timed_out = isinstance(exc, TimeoutError)
+            retryable = timed_out or bool(getattr(exc, "retryable", False))
+            message = "the brain took too long" if timed_out else (str(exc) or type(exc).__name__)
+            if not isinstance(exc, BrainError | TimeoutError):
+                log.warning("brain raised %s", type(exc).__name__, exc_info=True)
+            turn.route, turn.reason = "error", message
+            yield Phrase(self.persona.apology)
+            yield TurnFailed(message, retryable)
+        finally:
+            # Closes the HTTP stream / frees the model at once, also on aclose() and cancel.
+            close = getattr(stream, "aclose", None)
+            # RuntimeError: an abandoned reply finalised at loop shutdown, where the stream's
+            # own finaliser may already be closing it.
+            with contextlib.suppress(RuntimeError):
+                if close is not None:
+                    await close()
+            timer.finish()
+
+    async def _filtered(self, phrases: Iterable[Phrase], turn: TurnRecord) -> AsyncIterator[Event]:
+        """Operator text (knowledge answers) through the output filter, without caps."""
+        out_filter = OutputFilter(
+            terms=self.safety.blocked_output,
+            patterns=self.safety.blocked_output_patterns,
+            masker=self._masker if self.safety.mask_pii else None,
+        )
+        for phrase in phrases:
+            filtered = out_filter.feed(phrase)
+            if filtered.blocked:
+                turn.reason = filtered.blocked
+                yield Phrase(self.persona.refusal)
+                return
+            for p in filtered.phrases:
+                yield p
+        for p in out_filter.flush().phrases:
+            yield p
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _settle_pending(self) -> None:
+        # No barge-in was reported for the previous reply: the user heard all of it.
+        turn, self._pending = self._pending, None
+        if turn is not None:
+            self.history.record_reply(turn.answer)
+
+    def _finish(self, turn: TurnRecord, user_id: str | None) -> None:
+        self.session_tokens += estimate_tokens(turn.question) + estimate_tokens(turn.answer)
+        if turn.in_history:
+            self.history.add(Message("user", turn.question))
+            self._pending = turn
+        if self.audit is not None:
+            entry = AuditEntry(
+                route=turn.route or "none",
+                question=turn.question,
+                answer=turn.answer,
+                sources=list(turn.sources),
+                confidence=turn.confidence,
+                session=self.session_id,
+                intent=turn.intent,
+                reason=turn.reason,
+                interrupted=turn.interrupted,
+                timings={
+                    k: round(v, 1)
+                    for k, v in (
+                        ("first_phrase_ms", turn.first_phrase_ms),
+                        ("total_ms", turn.total_ms),
+                    )
+                    if v is not None
+                },
+            )
+            # The forget turn itself is logged without the user's pseudonym.
+            who = None if turn.route == "memory" and turn.reason == "forget" else user_id
+            try:
+                # A small synchronous append: this also runs while the generator is being
+                # closed, where awaiting an executor is not possible.
+                self.audit.record(entry, user_id=who)
+            except OSError as exc:
+                log.warning("audit log write failed: %s", exc)
+
+
+_SMALL_TALK = (
+    (
+        re.compile(r"^(hi|hello|hey|good (morning|afternoon|evening))( there)?\W*$", re.I),
+        "Hello! What can I do for you?",
+    ),
+    (
+        re.compile(r"^(thanks|thank you|cheers|great|perfect|ok(ay)?)( (so|very) much)?\W*$", re.I),
+        "You're welcome.",
+    ),
+    (re.compile(r"^(bye|goodbye|see you|that'?s all)\W*$", re.I), "Goodbye, have a nice day!"),
+)
+
+
+def _small_talk(text: str) -> str | None:
+    """A fixed reply to a bare greeting, thanks or goodbye (only used without an LLM)."""
+    for pattern, line in _SMALL_TALK:
+        if pattern.match(text.strip()):
+            return line
+    return None
+
+
+def _phrases(text: str, emotion: str = "neutral") -> list[Phrase]:
+    """Fixed text cut into phrases the way the chunker cuts a model's reply."""
+    # The whole text is known: cut at clauses and sentences, not after the first few words.
+    chunker = PhraseChunker(first_words=40)
+    phrases = chunker.feed(text) + chunker.flush()
+    if emotion != "neutral":
+        phrases = [Phrase(p.text, emotion) for p in phrases]
+    return phrases
+
+
+def build_agent(
+    settings: Settings, *, brain: Brain | None = None, session_id: str | None = None
+) -> Agent:
+    """An agent wired from settings; ``brain`` defaults to ``load_brain(settings.brain)``.
+
+    The ``kb`` backend loads no model. Memory and the audit log live under ``data_dir``.
+    """
+    persona = Persona.from_settings(settings.persona)
+    kdir = settings.knowledge.dir
+    knowledge = KnowledgeBase.load(Path(kdir)) if kdir is not None else None
+    intents = IntentMatcher.load(kdir, knowledge.analyzer if knowledge else None)
+    if brain is None and settings.brain.backend != "kb":
+        from anima.dialogue.backends import load_brain
+
+        brain = load_brain(settings.brain)
+    mem = settings.memory
+    memory = (
+        LongTermMemory(settings.data_dir / "memory.sqlite3", max_facts=mem.max_facts)
+        if mem.enabled
+        else None
+    )
+    audit = (
+        AuditLog(
+            settings.data_dir / "audit", max_bytes=mem.audit_max_bytes, backups=mem.audit_backups
+        )
+        if mem.audit
+        else None
+    )
+    return Agent(
+        persona,
+        brain=brain,
+        knowledge=knowledge,
+        intents=intents,
+        knowledge_settings=settings.knowledge,
+        safety=settings.safety,
+        memory=memory,
+        audit=audit,
+        history_tokens=settings.brain.history_tokens,
+        max_tokens=settings.brain.max_tokens,
+        max_input_chars=settings.limits.max_text_chars,
+        session_id=session_id,
+    )

@@ -1,0 +1,142 @@
+"""Operator intents (exact approved answers) and requests to speak to a human.
+
+Regulated desks cannot let a model improvise on some topics. An intent names example
+phrasings and the exact answer text; when the user's words match an intent closely enough the
+answer is spoken verbatim and no model is asked. An intent may also set ``handoff: true`` to
+call a member of staff. Intents live in any YAML file of the knowledge folder::
+
+    intents:
+      - name: complaint
+        examples: ["I want to make a complaint", "How do I complain?"]
+        answer: "I'm calling a member of staff who will take your complaint."
+        handoff: true
+        emotion: serious        # optional, one of anima.frames.EMOTIONS
+
+Matching needs both sides to agree (the question is covered by an example *and* the example
+by the question), so short generic questions do not trigger an intent by accident.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from anima.dialogue.knowledge import Analyzer, KnowledgeError, LexicalIndex, fold
+from anima.frames import EMOTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One operator intent: how people ask, and the exact approved answer."""
+
+    name: str
+    examples: tuple[str, ...]
+    answer: str
+    handoff: bool = False
+    emotion: str = "neutral"
+
+
+@dataclass(frozen=True, slots=True)
+class IntentMatch:
+    """An intent recognised in the user's words, with its confidence."""
+
+    intent: Intent
+    confidence: float
+
+
+class IntentMatcher:
+    """Finds the operator intent a question asks for, if any."""
+
+    def __init__(self, intents: Sequence[Intent], analyzer: Analyzer | None = None) -> None:
+        self.intents = list(intents)
+        self._owner = [i for i, intent in enumerate(self.intents) for _ in intent.examples]
+        self._examples = [e for intent in self.intents for e in intent.examples]
+        self._index = LexicalIndex(self._examples, analyzer or Analyzer())
+
+    @classmethod
+    def load(cls, folder: Path | None, analyzer: Analyzer | None = None) -> IntentMatcher:
+        """Intents from every YAML file in ``folder`` that has an ``intents`` list."""
+        intents: list[Intent] = []
+        if folder is not None:
+            for path in sorted(Path(folder).rglob("*.y*ml")):
+                try:
+                    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                    raise KnowledgeError(f"cannot read {path.name}: {exc}") from exc
+                if isinstance(data, dict) and "intents" in data:
+                    intents += parse_intents(data["intents"], path.name)
+        names = [i.name for i in intents]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise KnowledgeError(f"intent name(s) defined twice: {', '.join(dupes)}")
+        return cls(intents, analyzer)
+
+    def __len__(self) -> int:
+        return len(self.intents)
+
+    def match(self, text: str, threshold: float) -> IntentMatch | None:
+        """The best intent for ``text`` if its confidence reaches ``threshold``."""
+        best: IntentMatch | None = None
+        for m in self._index.search(text, k=5):
+            # Harmonic mean of both coverages: close paraphrase in both directions.
+            q, d = m.query_coverage, m.doc_coverage
+            conf = 0.0 if q + d == 0 else 2 * q * d / (q + d)
+            # An example said word for word is always a match.
+            if fold(text).strip(" ?!.") == fold(self._examples[m.index]).strip(" ?!."):
+                conf = 1.0
+            if best is None or conf > best.confidence:
+                best = IntentMatch(self.intents[self._owner[m.index]], conf)
+        return best if best is not None and best.confidence >= threshold else None
+
+
+def parse_intents(data: Any, source: str) -> list[Intent]:
+    """Intents from the YAML ``intents`` list; bad entries raise :class:`KnowledgeError`."""
+    if not isinstance(data, list):
+        raise KnowledgeError(f"{source}: 'intents' must be a list")
+    out = []
+    for n, item in enumerate(data, 1):
+        if not isinstance(item, dict) or not item.get("name") or not item.get("answer"):
+            raise KnowledgeError(f"{source}: intent {n} needs a name and an answer")
+        examples = item.get("examples") or []
+        if isinstance(examples, str):
+            examples = [examples]
+        if not examples:
+            raise KnowledgeError(f"{source}: intent {item['name']!r} needs examples")
+        emotion = str(item.get("emotion", "neutral"))
+        if emotion not in EMOTIONS:
+            raise KnowledgeError(f"{source}: intent {item['name']!r}: unknown emotion {emotion!r}")
+        out.append(
+            Intent(
+                name=str(item["name"]),
+                examples=tuple(str(e) for e in examples),
+                answer=" ".join(str(item["answer"]).split()),
+                handoff=bool(item.get("handoff", False)),
+                emotion=emotion,
+            )
+        )
+    return out
+
+
+# Asking for a person, in the ways people do at a desk. Matched on folded text.
+_HUMAN = r"(human|person|real person|someone|somebody|agent|member of staff|staff|employee|clerk|representative|operator|manager|supervisor|people|a real one)"
+_HANDOFF = [
+    re.compile(p)
+    for p in (
+        rf"\b(talk|speak|chat)\s+(to|with)\s+(a|an|the|some|your)?\s*{_HUMAN}\b",
+        rf"\b(get|call|fetch|find|want|need|see)\s+(me\s+)?(a|an|the|some|your)?\s*(real\s+)?{_HUMAN}\b",
+        r"\b(human|real person|person|agent|operator|representative)[,!.]?\s*(please|now)\b",
+        r"^\s*(a\s+)?(human|agent|operator|representative|real person)\s*[?!.]*\s*$",
+        r"\bi don'?t want (to talk to )?(a|the)?\s*(robot|machine|bot|computer|avatar)\b",
+        r"\b(is there|are there)\s+(anyone|anybody|someone|a person|staff)\b.*\b(help|here|talk)\b",
+    )
+]
+
+
+def wants_human(text: str) -> bool:
+    """True when the user asks to be served by a person."""
+    folded = fold(text)
+    return any(p.search(folded) for p in _HANDOFF)
