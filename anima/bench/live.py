@@ -231,6 +231,8 @@ def _plot(sweep: list[dict], path: Path) -> None:
         ylabel="cores per stream",
         title="CPU per 25 fps 512x512 stream",
     )
+    for ax in (ax1, ax2):
+        ax.set_xticks(n)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -330,16 +330,17 @@ class Agent:
         memories: list[str] = []
         if user_id and self.memory is not None:
             memories = await run_blocking(self.memory.recall, user_id)
-        system = self.persona.system_prompt(
-            passages=[(h.passage.id, h.passage.text) for h in passages],
-            memories=memories,
-            grounded_only=self.kcfg.strict,
+        # The system prompt is fixed and always first (a local model caches it); this turn's
+        # facts ride in the last user message, and the user's words always arrive delimited.
+        system = self.persona.system_prompt(grounded_only=self.kcfg.strict)
+        context = self.persona.turn_context(
+            passages=[(h.passage.id, h.passage.text) for h in passages], memories=memories
         )
-        # The system prompt is always first; the user's words always arrive delimited.
+        user = wrap_user_text(masked)
         messages = [
             Message("system", system),
             *(m for m in self.history.messages() if m.role != "system"),
-            Message("user", wrap_user_text(masked)),
+            Message("user", f"{context}\n{user}" if context else user),
         ]
         chunker = PhraseChunker()
         out_filter = OutputFilter(

@@ -200,16 +200,21 @@ async def test_llm_prompt_has_persona_first_passages_and_delimited_user(
     messages = call.body["messages"]
     assert messages[0]["role"] == "system"
     assert messages[0]["content"].startswith(f"You are {persona.name}, {persona.role}.")
-    assert "[hours.md#opening-hours] We are open Monday to Friday" in messages[0]["content"]
-    assert "I use a wheelchair" in messages[0]["content"]
     assert sum(m["role"] == "system" for m in messages) == 1
     user = messages[-1]
-    assert user["role"] == "user" and user["content"].startswith("<visitor>")
-    assert user["content"].count("</visitor>") == 1 and "'system' said:" in user["content"]
+    # This turn's facts and memories come with the user message, ahead of the visitor's words.
+    context, visitor = user["content"].split("<visitor>")
+    assert "[hours.md#opening-hours] We are open Monday to Friday" in context
+    assert "I use a wheelchair" in context
+    assert "Monday to Friday" not in messages[0]["content"]
+    assert user["role"] == "user" and user["content"].endswith("</visitor>")
+    assert visitor.count("</visitor>") == 1 and "'system' said:" in visitor
     assert agent.last_turn.route == "llm" and "hours.md#opening-hours" in agent.last_turn.sources
     # The next request carries the history: question and the reply as heard.
     await ask(agent, "thanks")
     follow = openai_server.calls[1].body["messages"]
+    # The system prompt is the same on every turn, so a local model keeps it cached.
+    assert follow[0] == messages[0]
     assert any(m["role"] == "assistant" and "We open at ten" in m["content"] for m in follow)
 
 
