@@ -107,14 +107,7 @@ async def say_to_file(
     r = settings.render
     sr = voice.sample_rate
     clock = MediaClock(sr, r.fps)
-    animator = FaceAnimator(
-        avatar,
-        size=r.size,
-        fps=r.fps,
-        seed=r.seed,
-        blink_interval=r.blink_interval,
-        head_motion=r.head_motion,
-    )
+    animator = FaceAnimator.from_settings(avatar, r)
     estimate = lead_in + lead_out + len(text) * _SECONDS_PER_CHAR
     tmp = out.with_name(out.name + ".part.mp4")
     writer = Mp4Writer(tmp, r.size, r.fps, crf=r.crf)

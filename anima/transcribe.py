@@ -59,6 +59,10 @@ async def transcribe_file(path: Path, listener: Listener) -> list[Final]:
         n = len(pending) // CHUNK * CHUNK
         for i in range(0, n, CHUNK):
             events = await listener.feed(pending[i : i + CHUNK], RATE)
+            if listener.deciding:
+                # Faster than real time, the pause would be over before its decode is: wait
+                # for it, so endpoints fall as on a live stream (and do not depend on CPU speed).
+                events += await listener.drain()
             finals.extend(e for e in events if isinstance(e, Final))
         pending = pending[n:]
     if len(pending):

@@ -191,6 +191,8 @@ class Listener:
         self._onsets: dict[int, int] = {}  # uid -> sample where its speech began
         self._spec_results: dict[tuple[int, int], Recognition] = {}
         self.echo_windows = 0  # windows the echo guard took for the avatar's voice
+        self._partial_cost = 0.0  # compute seconds of the last partial decode
+        self._last_partial_at = 0  # stream sample where the last partial was taken
 
     # -- input -----------------------------------------------------------------------------
 
@@ -204,6 +206,11 @@ class Listener:
         """Samples of audio held in memory by this listener (bounded)."""
         queued = sum(len(j.audio) for j in self._finals)
         return self.segmenter.held_samples + len(self._pending) + queued
+
+    @property
+    def deciding(self) -> bool:
+        """True while the end of the utterance waits for the decode of the speech so far."""
+        return self.segmenter.awaiting
 
     def play(self, pcm: np.ndarray, sample_rate: int, turn: int) -> None:
         """The avatar is playing ``pcm`` of ``turn`` now (the echo reference; arms barge-in)."""
@@ -314,8 +321,13 @@ class Listener:
                 self._onsets[ev.uid] = ev.onset
                 self._ready.append(SpeechStart(ev.onset / RATE))
             elif isinstance(ev, PartialDue):
-                if self._running is None or self._running.kind != "final":
-                    self._partial = _Job("partial", ev.uid, ev.audio, end=self.segmenter.position)
+                # Partials of a long utterance cost more; space them so they keep at most about
+                # a third of the CPU, and a pause rarely finds one still running.
+                spacing = 3.0 * self._partial_cost * RATE
+                if self.segmenter.position - self._last_partial_at >= spacing:
+                    end = self.segmenter.position
+                    self._partial = _Job("partial", ev.uid, ev.audio, end=end)
+                    self._last_partial_at = end
             elif isinstance(ev, Paused) and self.config.speculative:
                 end = self.segmenter.position
                 self._speculative = _Job("speculative", ev.uid, ev.audio, pause=ev.pause, end=end)
@@ -384,6 +396,7 @@ class Listener:
         if rec.audio_seconds > 0:
             DECODE_RTF.labels(job.kind).observe(rec.compute_seconds / rec.audio_seconds)
         if job.kind == "partial":
+            self._partial_cost = rec.compute_seconds
             if job.uid in self._done_finals or not rec.text:
                 return
             self._partials[job.uid] = self._partials.get(job.uid, 0) + 1

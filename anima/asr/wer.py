@@ -20,6 +20,8 @@ _SPELLING = {
     "centre": "center",
     "theatre": "theater",
     "okay": "ok",
+    "cancelled": "canceled",
+    "travelled": "traveled",
 }
 _TOKEN = re.compile(r"\d+|[a-z']+")
 

@@ -121,14 +121,7 @@ def build_show(
     """A show ready to :meth:`~anima.live.show.LiveShow.run`, and the hub to close after it."""
     r = settings.render
     compositor = make_compositor(settings)
-    animator = FaceAnimator(
-        avatar,
-        size=r.size,
-        fps=r.fps,
-        seed=r.seed,
-        blink_interval=r.blink_interval,
-        head_motion=r.head_motion,
-    )
+    animator = FaceAnimator.from_settings(avatar, r)
     hub = OutputHub(encoder_config(settings, live=realtime), outputs)
     show = LiveShow(
         voice,

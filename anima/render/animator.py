@@ -13,6 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from anima.config import RenderSettings
 from anima.frames import MouthShape
 from anima.render import face as F
 from anima.render.avatar import Avatar
@@ -50,6 +51,18 @@ class FaceAnimator:
         self._face_centre = avatar.landmarks.mean(axis=0)
         self.eyelids = Eyelids(self._image, avatar.landmarks)
         self._grid = _grid(self.rig.mouth)
+
+    @classmethod
+    def from_settings(cls, avatar: Avatar, render: RenderSettings) -> FaceAnimator:
+        """An animator with size, fps, seed, blinks and head motion from the render settings."""
+        return cls(
+            avatar,
+            size=render.size,
+            fps=render.fps,
+            seed=render.seed,
+            blink_interval=render.blink_interval,
+            head_motion=render.head_motion,
+        )
 
     def render(self, index: int, shape: MouthShape, speaking: bool = False) -> np.ndarray:
         """The RGB frame (size, size, 3) for video frame ``index`` with mouth ``shape``."""

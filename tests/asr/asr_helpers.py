@@ -25,12 +25,16 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
 
 
 async def feed_all(listener, audio, rate: int = RATE, chunk_s: float = 0.02, drain=False):  # noqa: ANN001
-    """Feed ``audio`` in live-sized chunks; with ``drain`` wait for each decode (every partial)."""
+    """Feed ``audio`` in live-sized chunks; with ``drain`` wait for each decode (every partial).
+
+    Either way, a pause waits for its decode (as ``anima transcribe`` does), so endpoints do
+    not depend on how fast this CPU is: the tests are deterministic.
+    """
     events = []
     step = int(chunk_s * rate)
     for i in range(0, len(audio), step):
         events += await listener.feed(audio[i : i + step], rate)
-        if drain:
+        if drain or listener.deciding:
             events += await listener.drain()
     events += await listener.flush()
     return events

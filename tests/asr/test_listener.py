@@ -15,10 +15,12 @@ from anima.asr.wer import edit_distance, normalize
 from anima.pipeline import VirtualClock
 
 # Measured on this corpus (24 sentences, 3 speeds/noise scales, SNR 20 dB noise on half):
-# corpus WER 0.032 with the default 10 s encoder window (0.037 with the stock 30 s window,
-# 0.085 with a window of only speech + 1 s). The bound leaves room for other CPUs' int8
-# kernels without letting a real regression (e.g. a broken resampler or VAD cut) through.
-WER_BOUND = 0.10
+# corpus WER 0.0 (one "cancelled"/"canceled" before the normaliser knew it). Fed without
+# waiting for decodes (finals decoded on the whole utterance) it was 0.032 with the default
+# 10 s encoder window, 0.037 with the stock 30 s window and 0.085 with only speech + 1 s. The
+# bound leaves room for other CPUs' int8 kernels without letting a real regression (a broken
+# resampler, a VAD cut through words) through.
+WER_BOUND = 0.08
 
 
 def _noisy(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
