@@ -118,7 +118,9 @@ class PersonaSettings(BaseModel):
     stay_in_role: str = "I'm {name}, {role}, and that's how I'll stay. What can I help you with?"
     handoff: str = "Of course. I'm asking a member of staff to come and help you."
     apology: str = "I'm sorry, something went wrong on my side. Could you ask me again?"
-    closing: str = "We've talked for a while, so I'll stop here. A member of staff can help you further."
+    closing: str = (
+        "We've talked for a while, so I'll stop here. A member of staff can help you further."
+    )
 
 
 class KnowledgeSettings(BaseModel):
@@ -194,7 +196,9 @@ class ListenSettings(BaseModel):
     silence_incomplete: float = Field(0.7, ge=0.05, le=3.0, description="...after 'and', 'um'….")
     max_utterance: float = Field(20.0, ge=1.0, le=29.0, description="Longer speech is cut here.")
     preroll: float = Field(0.3, ge=0.032, le=1.0, description="Audio kept before the onset.")
-    partial_interval: float = Field(0.7, ge=0.0, le=10.0, description="Speech per partial; 0: none.")
+    partial_interval: float = Field(
+        0.7, ge=0.0, le=10.0, description="Speech per partial; 0: none."
+    )
     speculative: bool = Field(True, description="Decode at the first silence; reuse as final.")
     duplex: str = Field(
         "echo_guard",
