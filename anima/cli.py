@@ -27,7 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     say = sub.add_parser("say", help="render the avatar speaking a text into an MP4")
-    say.add_argument("text", help="what to say")
+    say.add_argument("text", nargs="?", help="what to say (or give --audio)")
+    say.add_argument(
+        "--audio",
+        type=Path,
+        help="lip-sync this speech file (any format FFmpeg reads) instead of speaking text",
+    )
     say.add_argument(
         "--avatar",
         default="sample",
@@ -65,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_live_parser(sub)
 
+    from anima.serve_cmd import add_parser as add_serve_parser  # argparse only
+
+    add_serve_parser(sub)
+
     bench = sub.add_parser("bench", help="measure the engine")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
     br = bsub.add_parser("render", help="renderer fps, TTS speed and memory of `anima say`")
@@ -83,11 +92,25 @@ def _parser() -> argparse.ArgumentParser:
     bl.add_argument("--seconds", type=float, default=20.0, help="length of each stream run")
     bl.add_argument("--max-streams", type=int, default=6, help="stop the sweep here")
     bl.add_argument("--rtmp", help="push to this RTMP app URL (…/app) instead of HLS folders")
+    bls = bsub.add_parser(
+        "lipsync", help="audio-to-mouth network vs loudness on held-out voices; emotion PNGs"
+    )
+    bls.add_argument(
+        "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
+    )
+    bls.add_argument("--no-emotions", action="store_true", help="skip the emotion examples")
     ba = bsub.add_parser("asr", help="end-of-speech to final transcript latency and RTF")
     ba.add_argument(
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     ba.add_argument("--reps", type=int, default=5, help="utterances per length (2, 5, 10 s)")
+    bw = bsub.add_parser("rtc", help="voice-to-face latency over WebRTC and sessions two cores hold")
+    bw.add_argument(
+        "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
+    )
+    bw.add_argument("--turns", type=int, default=20, help="spoken questions for the latency")
+    bw.add_argument("--max-sessions", type=int, default=6, help="stop the session sweep here")
+    bw.add_argument("--seconds", type=float, default=12.0, help="length of each sweep step")
     return p
 
 

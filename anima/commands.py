@@ -24,7 +24,7 @@ from anima.render.avatar import (
     read_photo,
     sample_portrait,
 )
-from anima.session import SayError, say_to_file
+from anima.session import SayError, say_audio_to_file, say_to_file
 from anima.tts import VoiceError, load_voice
 
 SAMPLE = "sample"
@@ -51,6 +51,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from anima.live_cmd import run_live
 
             return run_live(args, settings, err)
+        if args.command == "serve":
+            from anima.serve_cmd import run_serve
+
+            return run_serve(args, settings, err)
         if args.command == "bench":
             from anima.bench import run_bench
 
@@ -104,7 +108,25 @@ def _say(args: argparse.Namespace, settings: Settings, err: Console) -> int:
         transient=True,
     ) as progress:
         task = progress.add_task("loading", total=None, info="")
+        if (args.audio is None) == (args.text is None):
+            raise ValueError("give either a text to say or --audio FILE, not both or neither")
         avatar = resolve_avatar(args.avatar, settings, err)
+
+        def on_progress(done: float, total: float) -> None:
+            progress.update(task, completed=done, total=total, info=f"{done:.1f}s of video")
+
+        if args.audio is not None:
+            progress.update(task, description="rendering")
+            result = asyncio.run(
+                say_audio_to_file(
+                    args.audio, avatar, args.output, settings, on_progress=on_progress
+                )
+            )
+            err.print(
+                f"wrote {result.path} ({result.audio_seconds:.1f} s, {result.video_frames} frames)"
+                f" in {time.perf_counter() - started:.1f} s"
+            )
+            return 0
         voice = load_voice(
             settings.voice.backend,
             model=settings.voice.model,
@@ -112,10 +134,6 @@ def _say(args: argparse.Namespace, settings: Settings, err: Console) -> int:
             sentence_silence=settings.voice.sentence_silence,
         )
         progress.update(task, description="rendering")
-
-        def on_progress(done: float, total: float) -> None:
-            progress.update(task, completed=done, total=total, info=f"{done:.1f}s of video")
-
         result = asyncio.run(
             say_to_file(args.text, avatar, args.output, voice, settings, on_progress=on_progress)
         )

@@ -51,6 +51,9 @@ class LimitSettings(BaseModel):
 
     max_text_chars: int = Field(2000, ge=1)
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_audio_seconds: float = Field(
+        600.0, gt=0, description="Longest speech file `anima say --audio` accepts."
+    )
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     min_face_pixels: int = Field(
         80, ge=16, description="The face must be at least this wide in the photo."
@@ -243,6 +246,73 @@ class LiveSettings(BaseModel):
     comment_max_chars: int = Field(300, ge=10, le=5000)
 
 
+class IceServer(BaseModel):
+    """One STUN/TURN server handed to browsers and to the server's own peer connections."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
+
+    urls: list[str] = Field(min_length=1, description="stun:host:3478, turn:host:3478?transport=udp")
+    username: str | None = None
+    credential: SecretStr | None = None
+
+
+class WebRTCSettings(BaseModel):
+    """Browser chat over WebRTC (``anima serve``): ICE, access tokens, CORS, media queues.
+
+    ``turn_urls`` with ``turn_secret`` give every client time-limited coturn REST credentials
+    (``use-auth-secret`` / ``static-auth-secret`` in coturn): user ``"<expiry>:anima"`` and
+    password base64(HMAC-SHA1(secret, user)), valid ``turn_ttl`` seconds.
+    """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
+
+    ice_servers: list[IceServer] = Field(
+        default_factory=list, description="STUN/TURN servers; empty: host candidates only (LAN)."
+    )
+    turn_urls: list[str] = Field(default_factory=list, description="coturn REST-auth TURN URLs.")
+    turn_secret: SecretStr | None = Field(None, description="coturn static-auth-secret.")
+    turn_ttl: int = Field(3600, ge=60, le=86400, description="Seconds TURN credentials last.")
+    require_token: bool | None = Field(
+        None, description="Signalling needs a token; None: only when not bound to loopback."
+    )
+    operator_key: SecretStr | None = Field(
+        None, description="Bearer key for /api/token and the operator API (non-loopback)."
+    )
+    token_secret: SecretStr | None = Field(
+        None, description="HMAC key for session tokens; None: random per process."
+    )
+    token_ttl: int = Field(120, ge=10, le=3600, description="Seconds a session token lasts.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed cross-site; empty: same origin only."
+    )
+    connect_timeout: float = Field(
+        20.0, gt=0, description="Seconds for a new peer connection to connect, else torn down."
+    )
+    queue_seconds: float = Field(
+        0.5, ge=0.1, le=5.0, description="Media buffered per outgoing track (oldest dropped)."
+    )
+
+
+class ServerSettings(BaseModel):
+    """Serving sessions to clients: the kiosk WebSocket protocol (and the WebRTC server)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
+
+    host: str = Field("127.0.0.1", description="Listen address; loopback unless exposed on purpose.")
+    port: int = Field(8765, ge=0, le=65535, description="Listen port; 0 picks a free one.")
+    max_sessions: int = Field(4, ge=1, le=10_000, description="Open sessions; more get 'busy'.")
+    idle_timeout: float = Field(
+        300.0, gt=0, description="Close a connection after this many seconds without a message."
+    )
+    ws_max_message_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest client message; bigger ones get an error frame."
+    )
+    token_secret: SecretStr | None = Field(
+        None, description="When set, clients must present it (WebSocket hello 'token')."
+    )
+    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of video frames.")
+
+
 class Settings(BaseSettings):
     """Everything the engine can be told."""
 
@@ -263,6 +333,8 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    webrtc: WebRTCSettings = Field(default_factory=WebRTCSettings)
 
     @field_validator("log_level")
     @classmethod

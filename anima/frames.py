@@ -89,6 +89,7 @@ class SpeechChunk(Frame):
     sample_rate: int
     text: str
     phonemes: tuple[PhonemeTiming, ...] = ()
+    emotion: str = "neutral"  # from the TextChunk, for the face
 
     @property
     def duration(self) -> float:
@@ -122,6 +123,7 @@ class MouthFrame(Frame):
     index: int
     shape: MouthShape
     speaking: bool = True
+    emotion: str = "neutral"  # the face's expression target (see anima.expression)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ This is the one place that knows the whole chain. Today it builds the speaking c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -157,6 +158,74 @@ async def say_to_file(
     if on_progress:
         on_progress(total, total)
     return SayResult(out, total, writer.video_frames, time.perf_counter() - started)
+
+
+async def say_audio_to_file(
+    audio: Path,
+    avatar: Avatar,
+    out: Path,
+    settings: Settings,
+    *,
+    lead_in: float = 0.4,
+    lead_out: float = 0.5,
+    on_progress: Callable[[float, float], None] | None = None,
+) -> SayResult:
+    """Render ``avatar`` lip-syncing the speech in the file ``audio`` into an MP4 at ``out``.
+
+    There are no phoneme timings: the audio-to-mouth network (:mod:`anima.lipsync.neural`)
+    drives the lips. The file is decoded to 16 kHz mono; silence pads both ends.
+    """
+    from anima.lipsync.audio_stage import load_speech, speech_chunks
+    from anima.lipsync.neural import SAMPLE_RATE, NeuralLipSync
+
+    started = time.perf_counter()
+    pcm = load_speech(audio, settings.limits.max_audio_seconds)
+    r = settings.render
+    sr = SAMPLE_RATE
+    clock = MediaClock(sr, r.fps)
+    pad_out = int(lead_out * sr)
+    pad_out += (-(int(lead_in * sr) + len(pcm) + pad_out)) % max(1, sr // r.fps)
+    pcm = np.concatenate([np.zeros(int(lead_in * sr), np.int16), pcm, np.zeros(pad_out, np.int16)])
+    total = len(pcm) / sr
+    animator = FaceAnimator.from_settings(avatar, r)
+    tmp = out.with_name(out.name + ".part.mp4")
+    writer = Mp4Writer(tmp, r.size, r.fps, crf=r.crf)
+    stages = [LipSyncStage(clock, NeuralLipSync()), RenderStage(animator)]
+    try:
+        async with Pipeline(stages, maxsize=16) as pipe:
+            turn = pipe.next_turn()
+
+            async def feed() -> None:
+                # Pushing waits on the bounded queues, so it runs beside the reader below.
+                for chunk in speech_chunks(pcm, turn, sr):
+                    await pipe.push(chunk)
+                await pipe.push(TurnEnd(turn=turn))
+
+            feeder = asyncio.create_task(feed())
+            try:
+                async for frame in pipe.frames():
+                    if isinstance(frame, AudioFrame):
+                        writer.write_audio(frame)
+                    elif isinstance(frame, VideoFrame):
+                        writer.write_video(frame)
+                        if on_progress:
+                            on_progress(clock.frame_time(frame.index + 1), total)
+                    elif isinstance(frame, Error):
+                        raise SayError(f"{frame.stage} failed: {frame.message}")
+                    elif isinstance(frame, TurnEnd) and frame.turn == turn:
+                        break
+            finally:
+                feeder.cancel()
+                await asyncio.gather(feeder, return_exceptions=True)
+        writer.close()
+        tmp.replace(out)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return SayResult(
+        out, writer.audio_samples / sr, writer.video_frames, time.perf_counter() - started
+    )
 
 
 # --- listening: barge-in ----------------------------------------------------------------------

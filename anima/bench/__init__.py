@@ -21,6 +21,10 @@ def run_bench(args: argparse.Namespace, settings: Settings, err: Console) -> int
         return bench_brain(
             args.out, settings, err, prompts=args.prompts, max_tokens=args.max_tokens
         )
+    if args.bench_command == "lipsync":
+        from anima.bench.lipsync import bench_lipsync
+
+        return bench_lipsync(args.out, settings, err, emotions=not args.no_emotions)
     if args.bench_command == "asr":
         from anima.bench.asr import bench_asr
 
@@ -35,5 +39,16 @@ def run_bench(args: argparse.Namespace, settings: Settings, err: Console) -> int
             seconds=args.seconds,
             max_streams=args.max_streams,
             rtmp=args.rtmp,
+        )
+    if args.bench_command == "rtc":
+        from anima.bench.rtc import bench_rtc
+
+        return bench_rtc(
+            args.out,
+            settings,
+            err,
+            turns=args.turns,
+            max_sessions=args.max_sessions,
+            seconds=args.seconds,
         )
     raise ValueError(f"unknown benchmark {args.bench_command!r}")

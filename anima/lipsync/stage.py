@@ -32,4 +32,6 @@ class LipSyncStage(Stage):
         self.samples += len(frame.pcm)
         yield AudioFrame(turn=frame.turn, pcm=frame.pcm, sample_rate=frame.sample_rate, pts=start)
         for index, shape, speaking in self.lipsync.shapes(frame, start, self.clock):
-            yield MouthFrame(turn=frame.turn, index=index, shape=shape, speaking=speaking)
+            yield MouthFrame(
+                turn=frame.turn, index=index, shape=shape, speaking=speaking, emotion=frame.emotion
+            )

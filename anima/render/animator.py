@@ -4,19 +4,28 @@ A frame is made in four cheap steps on the avatar's working image:
 1. the mouth region is warped by the rig's fields weighted by the mouth shape;
 2. where the lips part, the inside of the mouth is painted: a dark cavity, upper teeth below
    the upper lip, a hint of lower teeth and tongue when wide open, with soft edges;
-3. blinking eyelids are painted over the eyes (see :mod:`anima.render.eyelids`);
-4. one affine warp applies head sway, breathing and nods and crops to the output size.
+3. blinking eyelids are painted over the eyes (see :mod:`anima.render.eyelids`), then the
+   upper face is warped for brows, eye openness and gaze (see :mod:`anima.render.expression`);
+4. one affine warp applies head sway, breathing, nods and the emotion's tilt and crops to the
+   output size.
+
+The emotion of each frame (a preset from :mod:`anima.expression`) is eased in over a few frames:
+smile via the lip corners, brows, eye openness, head tilt and nod strength.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
 from anima.config import RenderSettings
+from anima.expression import ExpressionBlend
 from anima.frames import MouthShape
 from anima.render import face as F
 from anima.render.avatar import Avatar
+from anima.render.expression import add_smile, build_upper_face, warp_upper
 from anima.render.eyelids import Eyelids
 from anima.render.idle import HeadPose, IdleMotion
 from anima.render.rig import Region, build_rig
@@ -44,6 +53,10 @@ class FaceAnimator:
         self.size = size
         self.fps = fps
         self.rig = build_rig(avatar.landmarks, avatar.work_size)
+        add_smile(self.rig, avatar.landmarks)
+        self.upper = build_upper_face(avatar.landmarks, avatar.work_size, self.rig.mouth.y0)
+        self.expression = ExpressionBlend(fps)
+        self._gaze_amount = min(1.0, head_motion)
         self.idle = IdleMotion(seed, blink_interval, head_motion)
         self._image = avatar.image.astype(np.uint8)
         self._canvas = self._image.copy()
@@ -64,19 +77,42 @@ class FaceAnimator:
             head_motion=render.head_motion,
         )
 
-    def render(self, index: int, shape: MouthShape, speaking: bool = False) -> np.ndarray:
-        """The RGB frame (size, size, 3) for video frame ``index`` with mouth ``shape``."""
+    def render(
+        self, index: int, shape: MouthShape, speaking: bool = False, emotion: str | None = None
+    ) -> np.ndarray:
+        """The RGB frame (size, size, 3) for video frame ``index`` with mouth ``shape``.
+
+        ``emotion`` sets the expression the face eases toward; None keeps the current one.
+        Call once per frame in order: the expression blends frame by frame.
+        """
         t = index / self.fps
         canvas = self._canvas
-        params = _effective(shape)
+        if emotion is not None and emotion != self.expression.emotion:
+            self.expression.set(emotion)
+        expr = self.expression.step()
+        params = np.append(_effective(shape), np.float32(expr.smile))
         self._warp(self.rig.mouth, params, canvas)
         self._paint_mouth(params, canvas)
-        self.eyelids.apply(canvas, self.idle.blink(t))
+        up = self.upper.region
+        canvas[up.y0 : up.y1, up.x0 : up.x1] = self._image[up.y0 : up.y1, up.x0 : up.x1]
+        # Narrowed eyes (a smile, sadness) are a partly lowered lid; blinks close the rest.
+        squint = 0.5 * max(0.0, -expr.eye_open)
+        self.eyelids.apply(canvas, squint + (1.0 - squint) * self.idle.blink(t))
+        gx, gy = self.idle.gaze(t)
+        g = self._gaze_amount
+        upper = np.array(
+            [expr.brow_raise, expr.brow_inner, max(0.0, expr.eye_open), g * gx, g * gy]
+        )
+        if np.abs(upper).max() > 1e-3:
+            warp_upper(self.upper, upper, canvas)
         # Smoothed speaking activity drives small nods; ~0.3 s time constant.
         self._talk += (float(shape.jaw_open) * (1.0 if speaking else 0.0) - self._talk) * min(
             1.0, 4.0 / self.fps
         )
-        pose = self.idle.pose(t, self.size, self._talk)
+        pose = self.idle.pose(t, self.size, self._talk * expr.nod)
+        pose = replace(
+            pose, roll=pose.roll + expr.tilt, dy=pose.dy + expr.head_down * 0.01 * self.size
+        )
         return self._frame(canvas, pose)
 
     # -- steps ---------------------------------------------------------------------------

@@ -22,6 +22,13 @@ class HeadPose:
     scale: float = 1.0
 
 
+_BLINK_SIGMA = 0.45
+# Gaze: fixations of ~0.4-4 s (median ~1.3 s) between quick saccades; most glances return to
+# the listener, some look away briefly (gaze aversion while "thinking").
+_FIXATION_MEDIAN = 1.3
+_SACCADE_S = 0.05
+
+
 class IdleMotion:
     """Blink and head-motion schedule for one avatar session."""
 
@@ -39,15 +46,20 @@ class IdleMotion:
         self._phases = rng.uniform(0, 2 * math.pi, size=(3, 3))
         self._weights = rng.uniform(0.5, 1.0, size=(3, 3))
         self._breath_period = rng.uniform(3.6, 4.8)
+        # Gaze has its own generator so adding it left the blink and sway schedules unchanged.
+        self._gaze_rng = np.random.default_rng(None if seed is None else seed + 7919)
+        self._fixations: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)]  # (start, x, y)
 
     def _extend_blinks(self, until: float) -> None:
         while self._horizon <= until + 1.0:
             # Human spontaneous blinks: gaps roughly log-normal around a few seconds.
-            gap = float(
-                np.clip(self._rng.lognormal(math.log(self._blink_interval), 0.45), 1.2, 12.0)
-            )
+            # Median set so the mean gap is the configured interval (lognormal mean = median *
+            # exp(sigma^2 / 2)); at 4 s that is ~14 blinks a minute, a relaxed human rate.
+            median = self._blink_interval * math.exp(-(_BLINK_SIGMA**2) / 2)
+            gap = float(np.clip(self._rng.lognormal(math.log(median), _BLINK_SIGMA), 1.2, 12.0))
             start = self._horizon + gap
-            duration = float(self._rng.uniform(0.14, 0.24))
+            # Full blinks last 0.1-0.4 s, most near 0.2 s (right-skewed, hence lognormal).
+            duration = float(np.clip(self._rng.lognormal(math.log(0.19), 0.25), 0.1, 0.4))
             self._blinks.append((start, duration))
             if self._rng.random() < 0.12:  # occasional double blink
                 self._blinks.append((start + duration + 0.08, duration * 0.9))
@@ -71,6 +83,31 @@ class IdleMotion:
             if start > t:
                 break
         return 0.0
+
+    def gaze(self, t: float) -> tuple[float, float]:
+        """Eye direction at ``t`` as (x, y) in -1..1 of the rig's gaze range; 0 looks ahead."""
+        rng = self._gaze_rng
+        while self._fixations[-1][0] <= t + 1.0:
+            start = self._fixations[-1][0]
+            hold = float(np.clip(rng.lognormal(math.log(_FIXATION_MEDIAN), 0.55), 0.4, 4.0))
+            if rng.random() < 0.7:  # back to the listener, with small fixation jitter
+                x, y = rng.normal(0.0, 0.12, 2)
+            else:  # a short look away, more often sideways than vertical
+                x, y = rng.uniform(-0.8, 0.8), rng.uniform(-0.5, 0.4)
+            self._fixations.append((start + hold, float(x), float(y)))
+        while len(self._fixations) > 2 and self._fixations[1][0] < t - 10.0:
+            self._fixations.pop(0)
+        prev = self._fixations[0]
+        for fix in self._fixations[1:]:
+            if fix[0] > t:
+                break
+            prev_end = fix[0]
+            if t < prev_end + _SACCADE_S:  # mid-saccade: a fast smooth step
+                u = (t - prev_end) / _SACCADE_S
+                w = u * u * (3 - 2 * u)
+                return (prev[1] + w * (fix[1] - prev[1]), prev[2] + w * (fix[2] - prev[2]))
+            prev = fix
+        return prev[1], prev[2]
 
     def pose(self, t: float, size: int, talk: float = 0.0) -> HeadPose:
         """Head pose at ``t`` for a frame of ``size`` pixels; ``talk`` (0..1) adds small nods."""

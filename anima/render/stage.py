@@ -20,5 +20,7 @@ class RenderStage(Stage):
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         """Yield the rendered :class:`VideoFrame` for one mouth frame."""
         assert isinstance(frame, MouthFrame)
-        image = await run_blocking(self.animator.render, frame.index, frame.shape, frame.speaking)
+        image = await run_blocking(
+            self.animator.render, frame.index, frame.shape, frame.speaking, frame.emotion
+        )
         yield VideoFrame(turn=frame.turn, image=image, index=frame.index)

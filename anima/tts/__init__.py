@@ -6,7 +6,9 @@ the event loop inside a pipeline.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Protocol
 
 from anima.frames import SpeechChunk
@@ -27,6 +29,21 @@ class Voice(Protocol):
         Every chunk carries phoneme timings that cover its audio from start to end.
         """
         ...
+
+
+def speak(
+    voice: Voice, text: str, turn: int = 0, emotion: str = "neutral"
+) -> Iterator[SpeechChunk]:
+    """``voice.synthesize`` with the emotion, for voices that take one; chunks carry it.
+
+    Voices without an ``emotion`` parameter speak neutrally; their chunks are still marked with
+    the emotion so the face follows it.
+    """
+    if emotion != "neutral" and "emotion" in inspect.signature(voice.synthesize).parameters:
+        yield from voice.synthesize(text, turn, emotion=emotion)  # type: ignore[call-arg]
+        return
+    for chunk in voice.synthesize(text, turn):
+        yield chunk if chunk.emotion == emotion else replace(chunk, emotion=emotion)
 
 
 def load_voice(backend: str = "piper", **options: object) -> Voice:

@@ -12,12 +12,17 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from anima.expression import check_emotion, voice_style
 from anima.frames import PhonemeTiming, SpeechChunk
 from anima.models import piper_voice
 from anima.tts import VoiceError
+
+if TYPE_CHECKING:
+    from piper import SynthesisConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +57,36 @@ class PiperTTS:
                 "voice); install onnx<1.18 with protobuf<5 as pinned in pyproject.toml"
             )
         self._config = SynthesisConfig(length_scale=length_scale)
+        self._length_scale = length_scale
         self.sample_rate: int = int(self._voice.config.sample_rate)
         self._pause = int(sentence_silence * self.sample_rate)
 
-    def synthesize(self, text: str, turn: int = 0) -> Iterator[SpeechChunk]:
-        """Speak ``text`` sentence by sentence; each chunk ends with the sentence pause."""
+    def synthesis_config(self, emotion: str = "neutral") -> SynthesisConfig:
+        """Piper's settings for ``emotion``: the voice's length scale times the emotion's."""
+        from piper import SynthesisConfig
+
+        if emotion == "neutral":
+            return self._config
+        style = voice_style(emotion)
+        return SynthesisConfig(
+            length_scale=self._length_scale * style.length,
+            noise_scale=style.noise,
+            noise_w_scale=style.noise_w,
+        )
+
+    def synthesize(
+        self, text: str, turn: int = 0, emotion: str = "neutral"
+    ) -> Iterator[SpeechChunk]:
+        """Speak ``text`` sentence by sentence; each chunk ends with the sentence pause.
+
+        ``emotion`` (one of :data:`~anima.frames.EMOTIONS`) sets pace, voice variation and the
+        pause length (see :mod:`anima.expression`); chunks carry it on for the face.
+        """
+        check_emotion(emotion)
+        config = self.synthesis_config(emotion)
+        pause = int(self._pause * voice_style(emotion).pause)
         for sentence in split_sentences(text):
-            pcm, timings = self._speak(sentence)
+            pcm, timings = self._speak(sentence, config, pause)
             if len(pcm):
                 yield SpeechChunk(
                     turn=turn,
@@ -66,13 +94,16 @@ class PiperTTS:
                     sample_rate=self.sample_rate,
                     text=sentence,
                     phonemes=tuple(timings),
+                    emotion=emotion,
                 )
 
-    def _speak(self, sentence: str) -> tuple[np.ndarray, list[PhonemeTiming]]:
+    def _speak(
+        self, sentence: str, config: SynthesisConfig, pause: int
+    ) -> tuple[np.ndarray, list[PhonemeTiming]]:
         parts: list[np.ndarray] = []
         timings: list[PhonemeTiming] = []
         offset = 0
-        for chunk in self._voice.synthesize(sentence, self._config, include_alignments=True):
+        for chunk in self._voice.synthesize(sentence, config, include_alignments=True):
             audio = chunk.audio_int16_array
             if chunk.phoneme_alignments is None:
                 raise VoiceError(f"Piper returned no phoneme alignments for {sentence!r}")
@@ -92,12 +123,10 @@ class PiperTTS:
                 timings[-1] = PhonemeTiming(last.phoneme, last.start, end / self.sample_rate)
             parts.append(audio)
             offset = end
-        if self._pause and parts:
-            parts.append(np.zeros(self._pause, dtype=np.int16))
+        if pause and parts:
+            parts.append(np.zeros(pause, dtype=np.int16))
             timings.append(
-                PhonemeTiming(
-                    "_", offset / self.sample_rate, (offset + self._pause) / self.sample_rate
-                )
+                PhonemeTiming("_", offset / self.sample_rate, (offset + pause) / self.sample_rate)
             )
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         return pcm, timings

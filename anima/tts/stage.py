@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from anima.frames import Frame, SpeechChunk, TextChunk
 from anima.pipeline import Stage, run_blocking
-from anima.tts import Voice
+from anima.tts import Voice, speak
 
 
 class SpeechStage(Stage):
@@ -20,7 +20,7 @@ class SpeechStage(Stage):
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         """Yield a :class:`SpeechChunk` per sentence of the text, as each is ready."""
         assert isinstance(frame, TextChunk)
-        sentences = iter(self.voice.synthesize(frame.text, frame.turn))
+        sentences = iter(speak(self.voice, frame.text, frame.turn, frame.emotion))
         while True:
             chunk: SpeechChunk | None = await run_blocking(next, sentences, None)
             if chunk is None:

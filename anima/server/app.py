@@ -1,0 +1,371 @@
+"""The ASGI app of ``anima serve``: the page, WebRTC signalling and the REST API.
+
+Routes (OpenAPI docs at ``/docs``):
+
+- ``GET /`` the chat page, ``/static/*`` its files;
+- ``GET /api/health``, ``GET /metrics`` (Prometheus);
+- ``GET /api/config`` ICE servers (with fresh TURN credentials) and avatars for the page;
+- ``POST /api/token`` (operator key) a short-lived token scoped to one new session id;
+- ``POST /api/offer`` SDP offer → answer; the session opens (non-trickle from the server:
+  aiortc puts every candidate in the answer; the page may trickle late candidates with
+  ``POST /api/sessions/{id}/ice``);
+- ``GET /api/sessions``, ``GET|DELETE /api/sessions/{id}``, ``POST /api/sessions/{id}/say``,
+  ``/ask``, ``/interrupt``, ``/close`` (the page-unload beacon).
+
+Access: bound to loopback, nothing needs a token. Otherwise (or with
+``webrtc.require_token``) signalling and per-session calls need a session token (or the
+operator key), and listing sessions needs the operator key. CORS allows only
+``webrtc.cors_origins``. Errors are JSON ``{"error": code, "message": one line}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from anima.config import Settings
+from anima.server import metrics
+from anima.server.auth import TokenError, TokenSigner, check_operator, ice_servers, is_loopback
+from anima.server.registry import Busy, Registry, UnknownSession, new_session_id
+from anima.server.rtc import SignallingError
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+class ApiError(Exception):
+    """An HTTP error with a JSON body ``{"error": code, "message": message}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Offer(BaseModel):
+    """An SDP offer from the page."""
+
+    sdp: str = Field(min_length=1, description="The browser's offer SDP.")
+    type: Literal["offer"] = "offer"
+    avatar: str | None = Field(None, max_length=100, description="Avatar name; default sample.")
+    token: str | None = Field(None, description="Session token (needed off loopback).")
+    greet: bool = Field(True, description="Speak the persona's greeting on connect.")
+
+
+class Answer(BaseModel):
+    """The server's SDP answer and the id of the session it opened."""
+
+    sdp: str
+    type: Literal["answer"] = "answer"
+    session_id: str
+
+
+class Candidate(BaseModel):
+    """A trickled ICE candidate (as ``RTCIceCandidate.toJSON()`` gives it)."""
+
+    candidate: str = Field("", max_length=1000)
+    sdpMid: str | None = None
+    sdpMLineIndex: int | None = None
+
+
+class Text(BaseModel):
+    """Text for the avatar to say or to answer."""
+
+    text: str = Field(min_length=1, max_length=10_000)
+    emotion: str = "neutral"
+
+
+class TokenRequest(BaseModel):
+    """Ask for a token; the session id is chosen by the server unless given."""
+
+    session_id: str | None = Field(None, min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.query_params.get("token")
+
+
+def create_app(
+    settings: Settings, engine: Any | None = None, *, host: str | None = None
+) -> FastAPI:
+    """The app for ``settings``; ``engine`` is built (and loaded) at startup unless given.
+
+    ``host`` is the address the server binds to; it decides whether tokens are required.
+    """
+    cfg = settings.webrtc
+    bound = host or settings.server.host
+    token_required = cfg.require_token if cfg.require_token is not None else not is_loopback(bound)
+    signer = TokenSigner.from_settings(cfg)
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        eng = engine
+        owned = eng is None
+        if owned:
+            from anima.engine import Engine
+
+            eng = Engine.from_config(settings)
+            await eng.load()
+        if hasattr(eng, "avatar"):
+            await eng.avatar(None)  # prepare the sample portrait now, not in the first offer
+        registry = Registry(eng, settings)
+        registry.start()
+        state["registry"] = registry
+        app.state.registry = registry
+        try:
+            yield
+        finally:
+            await registry.aclose()
+            if owned:
+                await eng.aclose()
+
+    app = FastAPI(
+        title="anima",
+        summary="Talk to a digital human in the browser (WebRTC) and steer its sessions.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    if cfg.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cfg.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = first.get("msg", "invalid request")
+        if first.get("type") == "json_invalid":
+            message = "the request body is not valid JSON"
+        elif where:
+            message = f"{where}: {message}"
+        metrics.REFUSED.labels("bad_request").inc()
+        return JSONResponse({"error": "bad_request", "message": message}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"error": code, "message": str(exc.detail)}, status_code=exc.status_code
+        )
+
+    def registry() -> Registry:
+        return state["registry"]
+
+    def authorize(request: Request, sid: str | None = None, token: str | None = None) -> None:
+        """Session-scoped access: operator key, or a token for ``sid`` (any, if None)."""
+        if not token_required:
+            return
+        presented = token or _bearer(request)
+        if check_operator(cfg, presented):
+            return
+        try:
+            signer.verify(presented, sid)
+        except TokenError as exc:
+            metrics.REFUSED.labels("token").inc()
+            raise ApiError(401, "unauthorized", str(exc)) from None
+
+    def operator_only(request: Request) -> None:
+        if not token_required:
+            return
+        if not check_operator(cfg, _bearer(request)):
+            metrics.REFUSED.labels("operator").inc()
+            raise ApiError(401, "unauthorized", "the operator key is required")
+
+    def session(sid: str):
+        try:
+            return registry().get(sid)
+        except UnknownSession as exc:
+            raise ApiError(404, "unknown_session", str(exc)) from None
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/health", tags=["server"])
+    async def health() -> dict[str, Any]:
+        """Liveness and load."""
+        reg = registry()
+        return {
+            "status": "ok",
+            "sessions": len(reg.sessions),
+            "max_sessions": reg.max_sessions,
+            "token_required": token_required,
+        }
+
+    @app.get("/metrics", tags=["server"], response_class=Response)
+    async def prometheus() -> Response:
+        """Prometheus metrics (sessions, refusals, turn latency, pipeline stages)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/avatars", tags=["avatars"])
+    async def avatars() -> dict[str, list[str]]:
+        """Avatars a session may use."""
+        return {"avatars": _avatar_names(registry().engine)}
+
+    @app.get("/api/config", tags=["webrtc"])
+    async def page_config(request: Request) -> dict[str, Any]:
+        """What the page needs before its offer: ICE servers (fresh TURN credentials)."""
+        authorize(request)
+        return {
+            "ice_servers": ice_servers(cfg),
+            "avatars": _avatar_names(registry().engine),
+            "token_required": token_required,
+        }
+
+    @app.post("/api/token", tags=["webrtc"])
+    async def token(request: Request, body: TokenRequest | None = None) -> dict[str, Any]:
+        """A token that opens one session for a short time (needs the operator key)."""
+        if cfg.operator_key is not None or token_required:
+            if cfg.operator_key is None:
+                raise ApiError(403, "forbidden", "set webrtc.operator_key to issue tokens")
+            if not check_operator(cfg, _bearer(request)):
+                metrics.REFUSED.labels("operator").inc()
+                raise ApiError(401, "unauthorized", "the operator key is required")
+        sid = (body.session_id if body else None) or new_session_id()
+        text, grant = signer.issue(sid)
+        return {"token": text, "session_id": sid, "expires": grant.expires}
+
+    @app.post("/api/offer", tags=["webrtc"], response_model=Answer)
+    async def offer(request: Request, body: Offer) -> Answer:
+        """Open a session: SDP offer in, SDP answer out (candidates included)."""
+        sid = None
+        if token_required:
+            presented = body.token or _bearer(request)
+            try:
+                sid = signer.verify(presented).session_id
+            except TokenError as exc:
+                metrics.REFUSED.labels("token").inc()
+                raise ApiError(401, "unauthorized", str(exc)) from None
+            if sid in registry().sessions:
+                raise ApiError(409, "conflict", "this token's session is already open")
+        try:
+            rtc, answer = await registry().open(sid, body.avatar, body.sdp, greet=body.greet)
+        except Busy as exc:
+            raise ApiError(503, "busy", str(exc)) from None
+        except SignallingError as exc:
+            metrics.REFUSED.labels("bad_sdp").inc()
+            raise ApiError(400, "bad_sdp", str(exc)) from None
+        except Exception as exc:
+            raise _engine_error(exc) from None
+        return Answer(sdp=answer.sdp, session_id=rtc.id)
+
+    @app.post("/api/sessions/{sid}/ice", tags=["webrtc"], status_code=204)
+    async def ice(request: Request, sid: str, body: Candidate) -> Response:
+        """A trickled ICE candidate from the page."""
+        authorize(request, sid)
+        try:
+            await session(sid).add_candidate(body.candidate, body.sdpMid, body.sdpMLineIndex)
+        except SignallingError as exc:
+            raise ApiError(400, "bad_candidate", str(exc)) from None
+        return Response(status_code=204)
+
+    @app.get("/api/sessions", tags=["sessions"])
+    async def list_sessions(request: Request) -> dict[str, Any]:
+        """Every open session (operator)."""
+        operator_only(request)
+        return {"sessions": [s.describe() for s in registry().sessions.values()]}
+
+    @app.get("/api/sessions/{sid}", tags=["sessions"])
+    async def get_session(request: Request, sid: str) -> dict[str, Any]:
+        """One session's state and counters."""
+        authorize(request, sid)
+        return session(sid).describe()
+
+    @app.delete("/api/sessions/{sid}", tags=["sessions"], status_code=204)
+    async def delete_session(request: Request, sid: str) -> Response:
+        """End a session now."""
+        authorize(request, sid)
+        await session(sid).close("deleted")
+        return Response(status_code=204)
+
+    @app.post("/api/sessions/{sid}/close", tags=["sessions"], status_code=204)
+    async def beacon(request: Request, sid: str, token: str | None = None) -> Response:
+        """The page-unload beacon (``navigator.sendBeacon``); unknown ids are fine."""
+        authorize(request, sid, token)
+        rtc = registry().sessions.get(sid)
+        if rtc is not None:
+            await rtc.close("page closed")
+        return Response(status_code=204)
+
+    @app.post("/api/sessions/{sid}/say", tags=["sessions"], status_code=202)
+    async def say(request: Request, sid: str, body: Text) -> dict[str, str]:
+        """Make the avatar say exactly this (queued after current speech)."""
+        authorize(request, sid)
+        rtc = session(sid)
+        rtc.touch()
+        await _call(rtc.session.say(body.text, body.emotion))
+        return {"status": "queued"}
+
+    @app.post("/api/sessions/{sid}/ask", tags=["sessions"], status_code=202)
+    async def ask(request: Request, sid: str, body: Text) -> dict[str, str]:
+        """Typed user text, answered like speech."""
+        authorize(request, sid)
+        rtc = session(sid)
+        rtc.touch()
+        await _call(rtc.session.ask(body.text))
+        return {"status": "asked"}
+
+    @app.post("/api/sessions/{sid}/interrupt", tags=["sessions"], status_code=202)
+    async def interrupt(request: Request, sid: str) -> dict[str, str]:
+        """Stop the avatar speaking now."""
+        authorize(request, sid)
+        await _call(session(sid).session.interrupt("operator"))
+        return {"status": "interrupted"}
+
+    app.state.token_required = token_required
+    app.state.signer = signer
+    return app
+
+
+async def _call(work) -> None:
+    try:
+        await work
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+
+
+def _avatar_names(engine: Any) -> list[str]:
+    names = ["sample"]
+    store = getattr(engine, "avatars", None)
+    if store is not None:
+        names += [n for n in store.names() if n != "sample"]
+    return names
+
+
+def _engine_error(exc: Exception) -> ApiError:
+    """Map what ``Engine.session`` raises to an HTTP error (unknown ones are bugs: 500)."""
+    name = type(exc).__name__
+    if name == "EngineBusy":
+        metrics.REFUSED.labels("busy").inc()
+        return ApiError(503, "busy", str(exc) or "the engine is at its session limit")
+    if name == "AvatarError" or isinstance(exc, KeyError | FileNotFoundError):
+        return ApiError(404, "unknown_avatar", str(exc).strip("'\""))
+    if isinstance(exc, ValueError):
+        return ApiError(400, "bad_request", str(exc))
+    log.exception("opening a session failed")
+    return ApiError(500, "internal", f"opening the session failed: {exc}")

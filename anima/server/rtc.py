@@ -1,0 +1,317 @@
+"""One browser conversation: an aiortc peer connection around one engine session.
+
+In: the user's microphone track (→ 16 kHz → ``session.push_audio``) and the ``events`` data
+channel (typed text, interrupt, ping). Out: the avatar's audio and video tracks and every
+session event as JSON on the data channel. A pump task moves ``session.frames()`` into the
+bounded track queues; the tracks release them on the shared audio-clock pacer.
+
+Teardown (:meth:`RtcSession.close`) is one idempotent path taken on every way a conversation
+ends — connection failed or closed, data channel closed, page-unload beacon, DELETE, idle
+timeout, server shutdown: it stops the tracks (so aiortc stops encoding at once rather than for
+~30 s after a tab closes), closes the peer connection, cancels the pump and microphone tasks
+and closes the engine session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from anima.events import Interrupted, StateChanged, TranscriptEvent, TurnLatency
+from anima.frames import AudioFrame, VideoFrame
+from anima.server import metrics
+from anima.server.tracks import AudioOutTrack, MediaPacer, Rechunker, VideoOutTrack
+from anima.server.tracks import read_microphone
+
+log = logging.getLogger(__name__)
+
+MAX_SDP_BYTES = 64 * 1024
+MAX_DC_MESSAGE = 8 * 1024
+
+
+class SignallingError(ValueError):
+    """The client's offer or candidate cannot be used; the message says why in one line."""
+
+
+def rtc_configuration(ice: list[dict[str, Any]]) -> RTCConfiguration:
+    """The server side's ICE servers (the same list the browser gets)."""
+    servers = [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in ice
+    ]
+    return RTCConfiguration(iceServers=servers or None)
+
+
+def check_offer(sdp: str) -> None:
+    """Refuse an offer that cannot work before any peer connection is built."""
+    if len(sdp) > MAX_SDP_BYTES:
+        raise SignallingError(f"the SDP is {len(sdp)} bytes; the limit is {MAX_SDP_BYTES}")
+    if not sdp.startswith("v=0"):
+        raise SignallingError("the SDP must start with 'v=0' (is this an SDP offer?)")
+    kinds = {line.split()[0][2:] for line in sdp.splitlines() if line.startswith("m=")}
+    missing = {"audio", "video"} - kinds
+    if missing:
+        raise SignallingError(
+            f"the offer has no {' and no '.join(sorted(missing))} m-line; add recvonly or "
+            "sendrecv audio and video transceivers"
+        )
+
+
+class RtcSession:
+    """A peer connection, its tracks and tasks, and the engine session they serve."""
+
+    def __init__(
+        self,
+        sid: str,
+        engine_session: Any,
+        *,
+        ice: list[dict[str, Any]],
+        queue_seconds: float = 0.5,
+        avatar: str = "sample",
+        on_closed: Callable[[RtcSession], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self.id = sid
+        self.session = engine_session
+        self.avatar = avatar
+        self.created = time.time()
+        self.last_activity = time.monotonic()
+        self.pc = RTCPeerConnection(rtc_configuration(ice))
+        self.pacer = MediaPacer()
+        self.audio = AudioOutTrack(self.pacer, queue_seconds)
+        self.video = VideoOutTrack(self.pacer, engine_session.fps, queue_seconds)
+        self.channel = None
+        self.close_reason = ""
+        self.latencies: list[dict[str, float]] = []
+        self._rechunk = Rechunker()
+        self._early: deque[dict[str, Any]] = deque(maxlen=32)  # events before the channel opens
+        self._audio_started = False
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = asyncio.Event()
+        self._closing = False
+        self._on_closed = on_closed
+        self.pc.on("connectionstatechange", self._on_state)
+        self.pc.on("track", self._on_track)
+        self.pc.on("datachannel", self._on_datachannel)
+
+    # --- signalling ---------------------------------------------------------------------
+
+    async def answer(self, sdp: str) -> RTCSessionDescription:
+        """Apply the browser's offer and return the answer (ICE candidates gathered in it)."""
+        check_offer(sdp)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError, KeyError… for bad SDP
+            raise SignallingError(f"the SDP offer was refused: {exc or type(exc).__name__}") from exc
+        # The offer's audio and video transceivers get our tracks (addTrack reuses them).
+        self.pc.addTrack(self.audio)
+        self.pc.addTrack(self.video)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)  # aiortc gathers every candidate here
+        await self.session.start()
+        self._spawn(self._pump(), "pump")
+        return self.pc.localDescription
+
+    async def add_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:
+        """A trickled remote ICE candidate (``candidate:...`` line); empty means end of list."""
+        if not candidate:
+            return
+        try:
+            parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
+        except (ValueError, IndexError) as exc:
+            raise SignallingError(f"the ICE candidate is malformed: {candidate[:80]!r}") from exc
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = index
+        await self.pc.addIceCandidate(parsed)
+
+    # --- inbound ------------------------------------------------------------------------
+
+    def _on_track(self, track) -> None:
+        if track.kind != "audio":
+            return  # a camera is not used (yet); its frames are simply not read
+        self._spawn(read_microphone(track, self._push_mic), "mic")
+
+    def _push_mic(self, pcm, rate: int) -> None:
+        try:
+            self.session.push_audio(pcm, rate)
+        except ValueError as exc:  # the engine refused the audio; it says why in the log
+            log.warning("session %s: microphone audio refused: %s", self.id, exc)
+        except RuntimeError:  # the session closed under us: teardown is already under way
+            pass
+
+    def _on_datachannel(self, channel) -> None:
+        self.channel = channel
+        channel.on("message", self._on_message)
+        channel.on("close", lambda: self._spawn(self.close("data channel closed"), "close"))
+        self._early.appendleft({"type": "ready", "session_id": self.id, "avatar": self.avatar})
+        if channel.readyState == "open":
+            self.send({"type": "state", "state": getattr(self.session, "state", "idle")})
+        else:
+            channel.on("open", lambda: self.send({"type": "connected"}))
+
+    def _on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes) or len(message) > MAX_DC_MESSAGE:
+            self.send({"type": "error", "stage": "input", "message": "send JSON text messages"})
+            return
+        try:
+            msg = json.loads(message)
+            kind = msg["type"]
+        except (ValueError, KeyError, TypeError):
+            self.send({"type": "error", "stage": "input", "message": "malformed JSON message"})
+            return
+        if kind == "ping":
+            self.send({"type": "pong", "t": msg.get("t")})
+            return
+        self.touch()
+        if kind == "ask" and isinstance(msg.get("text"), str) and msg["text"].strip():
+            self._spawn(self._guard(self.session.ask(msg["text"]), "ask"), "ask")
+        elif kind == "say" and isinstance(msg.get("text"), str) and msg["text"].strip():
+            self._spawn(self._guard(self.session.say(msg["text"]), "say"), "say")
+        elif kind == "interrupt":
+            self._spawn(self._guard(self.session.interrupt("user"), "interrupt"), "interrupt")
+        elif kind == "bye":
+            self._spawn(self.close("page closed"), "close")
+        else:
+            self.send({"type": "error", "stage": "input", "message": f"unknown message {kind!r}"})
+
+    async def _guard(self, work: Awaitable[Any], what: str) -> None:
+        try:
+            await work
+        except ValueError as exc:  # empty/over-long text and the like: the user's mistake
+            self.send({"type": "error", "stage": "input", "message": f"{what}: {exc}"})
+
+    # --- outbound -----------------------------------------------------------------------
+
+    def send(self, payload: dict[str, Any]) -> None:
+        """Send one JSON event to the page; before the data channel opens, keep the last few."""
+        ch = self.channel
+        if ch is not None and ch.readyState == "open":
+            while self._early:
+                ch.send(json.dumps(self._early.popleft()))
+            ch.send(json.dumps(payload))
+        elif ch is None:
+            self._early.append(payload)
+
+    async def _pump(self) -> None:
+        """``session.frames()`` → track queues and data channel, until the session ends."""
+        try:
+            async for item in self.session.frames():
+                if isinstance(item, AudioFrame):
+                    self._audio(item)
+                elif isinstance(item, VideoFrame):
+                    self.video.put_image(item.image, item.index)
+                else:
+                    self._event(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failing session ends this conversation, not the server
+            log.exception("session %s: output failed", self.id)
+            self.send({"type": "error", "stage": "server", "message": str(exc)})
+        self._spawn(self.close("session ended"), "close")
+
+    def _audio(self, frame: AudioFrame) -> None:
+        if not self._audio_started:
+            self._audio_started = True
+            self.audio.start_at(frame.pts, frame.sample_rate)
+        for chunk in self._rechunk.push(frame.pcm, frame.sample_rate):
+            self.audio.put_pcm(chunk)
+
+    def _event(self, event: Any) -> None:
+        to_json = getattr(event, "to_json", None)
+        if to_json is None:
+            return
+        if isinstance(event, TurnLatency):
+            self.latencies.append(dict(event.parts))
+            metrics.observe_latency(event.parts)
+        elif isinstance(event, Interrupted):
+            self.audio.clear()
+            self.video.clear()
+        elif isinstance(event, TranscriptEvent) and event.final:
+            self.touch()
+        elif isinstance(event, StateChanged) and event.state != "idle":
+            self.touch()
+        self.send(to_json())
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def touch(self) -> None:
+        """The user did something: push the idle deadline back."""
+        self.last_activity = time.monotonic()
+
+    @property
+    def connection_state(self) -> str:
+        """The peer connection's state (new, connecting, connected, failed, closed)."""
+        return self.pc.connectionState
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            metrics.CONNECTED.inc()
+        if state in ("failed", "closed"):
+            self._spawn(self.close(f"connection {state}"), "close")
+
+    def _spawn(self, coro, name: str) -> None:
+        if self._closing and name != "close":
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro, name=f"rtc-{self.id}-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self, reason: str = "closed") -> None:
+        """Tear everything down once; later calls wait for the first to finish."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self.close_reason = reason
+        log.info("session %s closing: %s", self.id, reason)
+        with contextlib.suppress(Exception):
+            self.send({"type": "closed", "reason": reason})
+        self.audio.stop()
+        self.video.stop()
+        current = asyncio.current_task()
+        others = [t for t in self._tasks if t is not current]
+        for t in others:
+            t.cancel()
+        try:
+            await self.pc.close()
+        except Exception:  # a half-built connection may fail to close; it is gone either way
+            log.debug("session %s: pc.close failed", self.id, exc_info=True)
+        await asyncio.gather(*others, return_exceptions=True)
+        try:
+            await self.session.aclose()
+        finally:
+            self._closed.set()
+            if self._on_closed is not None:
+                result = self._on_closed(self)
+                if asyncio.iscoroutine(result):
+                    await result
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has started."""
+        return self._closing
+
+    def describe(self) -> dict[str, Any]:
+        """What the sessions API shows about this conversation."""
+        return {
+            "id": self.id,
+            "avatar": self.avatar,
+            "state": getattr(self.session, "state", "idle"),
+            "connection": self.pc.connectionState,
+            "created": self.created,
+            "idle_seconds": round(time.monotonic() - self.last_activity, 1),
+            "audio_frames_sent": self.audio.sent,
+            "video_frames_sent": self.video.sent,
+            "dropped": {"audio": self.audio.dropped, "video": self.video.dropped},
+            "turns": len(self.latencies),
+        }

@@ -1,0 +1,211 @@
+"""aiortc media tracks: the avatar's audio and video out, the user's microphone in.
+
+Outgoing media is pulled: aiortc's sender calls ``recv()``, which takes the next frame from a
+small bounded queue filled by the session pump (:mod:`anima.server.rtc`). Both tracks release
+their frames on one shared :class:`MediaPacer`, anchored to the audio clock: a frame leaves when
+the wall clock reaches ``anchor + media time``. aiortc stamps RTCP sender reports with the wall
+time of sending, so releasing audio and video on one clock is what keeps them in sync at the
+browser. Audio is 48 kHz, 20 ms frames (what Opus wants); video pts are on the 90 kHz RTP clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+log = logging.getLogger(__name__)
+
+OUT_RATE = 48_000  # Opus works at 48 kHz
+OUT_FRAME = 960  # 20 ms at 48 kHz: one Opus packet
+VIDEO_CLOCK = 90_000  # RTP video clock
+IN_RATE = 16_000  # what the listener works on (Silero VAD and Whisper)
+# A frame later than this behind its slot re-anchors the pacer (a stall is accepted once
+# instead of being followed by a burst the browser would have to absorb).
+LATE_SLACK = 0.2
+
+
+class MediaPacer:
+    """Releases media at ``anchor + media_time`` on one monotonic clock shared by all tracks."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._anchor: float | None = None
+        self.stalls = 0
+
+    async def wait(self, media_time: float) -> None:
+        """Sleep until ``media_time`` (seconds on the audio clock) is due."""
+        now = self._clock()
+        if self._anchor is None:
+            self._anchor = now - media_time
+        due = self._anchor + media_time
+        if now - due > LATE_SLACK:
+            self._anchor += now - due  # the source stalled: move on from here, no burst
+            self.stalls += 1
+            return
+        if due > now:
+            await asyncio.sleep(due - now)
+
+
+class _QueueTrack(MediaStreamTrack):
+    """A track whose ``recv`` takes frames from a bounded queue (oldest dropped when full)."""
+
+    def __init__(self, pacer: MediaPacer, maxlen: int) -> None:
+        super().__init__()
+        self._pacer = pacer
+        self._queue: deque = deque(maxlen=maxlen)
+        self._ready = asyncio.Event()
+        self.dropped = 0
+        self.sent = 0
+
+    def put(self, item) -> None:
+        """Queue ``item``; when full, the oldest is dropped and counted."""
+        if self.readyState != "live":
+            return
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1
+        self._queue.append(item)
+        self._ready.set()
+
+    def clear(self) -> None:
+        """Drop everything queued (on interruption)."""
+        self._queue.clear()
+
+    async def _next(self):
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        if self.readyState != "live":
+            raise MediaStreamError
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        """End the track: ``recv`` raises, so aiortc's sender stops encoding."""
+        super().stop()
+        self._queue.clear()
+        self._ready.set()
+
+
+class VideoOutTrack(_QueueTrack):
+    """The avatar's video: RGB frames with index ``k`` shown at ``k / fps`` seconds."""
+
+    kind = "video"
+
+    def __init__(self, pacer: MediaPacer, fps: int, queue_seconds: float = 0.5) -> None:
+        super().__init__(pacer, max(2, round(fps * queue_seconds)))
+        self.fps = fps
+        self._time_base = fractions.Fraction(1, VIDEO_CLOCK)
+
+    def put_image(self, image: np.ndarray, index: int) -> None:
+        """Queue an RGB uint8 (H, W, 3) image for video frame number ``index``."""
+        self.put((image, index))
+
+    async def recv(self) -> av.VideoFrame:
+        """The next frame, released at its presentation time."""
+        image, index = await self._next()
+        await self._pacer.wait(index / self.fps)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = index * VIDEO_CLOCK // self.fps
+        frame.time_base = self._time_base
+        self.sent += 1
+        return frame
+
+
+class AudioOutTrack(_QueueTrack):
+    """The avatar's voice: 20 ms 48 kHz mono s16 frames with continuous sample pts."""
+
+    kind = "audio"
+
+    def __init__(self, pacer: MediaPacer, queue_seconds: float = 0.5) -> None:
+        super().__init__(pacer, max(4, round(queue_seconds * OUT_RATE / OUT_FRAME)))
+        self._time_base = fractions.Fraction(1, OUT_RATE)
+        self._pts = 0
+        self.energy_samples = 0  # non-silent samples sent (for tests and metrics)
+
+    def start_at(self, pts: int, sample_rate: int) -> None:
+        """Number the first frame from the session's audio pts (``pts`` at ``sample_rate``).
+
+        Video frame ``k`` is due at ``k / fps`` on the same clock, so starting the 48 kHz count
+        where the session's audio starts keeps the two tracks aligned on the shared pacer.
+        """
+        self._pts = pts * OUT_RATE // sample_rate
+
+    def put_pcm(self, pcm: np.ndarray) -> None:
+        """Queue exactly one 20 ms frame of int16 mono PCM at 48 kHz."""
+        self.put(pcm)
+
+    async def recv(self) -> av.AudioFrame:
+        """The next 20 ms, released at its presentation time."""
+        pcm = await self._next()
+        await self._pacer.wait(self._pts / OUT_RATE)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = OUT_RATE
+        frame.pts = self._pts
+        frame.time_base = self._time_base
+        self._pts += len(pcm)
+        if np.abs(pcm).max(initial=0) > 64:
+            self.energy_samples += len(pcm)
+        self.sent += 1
+        return frame
+
+
+class Rechunker:
+    """Any-rate int16 mono PCM → 48 kHz, cut into whole 20 ms frames (remainder carried)."""
+
+    def __init__(self) -> None:
+        self._rate: int | None = None
+        self._resampler: av.AudioResampler | None = None
+        self._pending = np.zeros(0, np.int16)
+
+    def push(self, pcm: np.ndarray, sample_rate: int) -> list[np.ndarray]:
+        """Resample ``pcm`` and return the whole 20 ms frames now available."""
+        if sample_rate != self._rate:
+            self._rate = sample_rate
+            self._resampler = (
+                None
+                if sample_rate == OUT_RATE
+                else av.AudioResampler(format="s16", layout="mono", rate=OUT_RATE)
+            )
+        data = np.ascontiguousarray(pcm, dtype=np.int16).reshape(-1)
+        if self._resampler is not None and len(data):
+            frame = av.AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = sample_rate
+            parts = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+            data = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+        buf = np.concatenate([self._pending, data]) if len(self._pending) else data
+        whole = len(buf) // OUT_FRAME * OUT_FRAME
+        self._pending = buf[whole:].copy()
+        return [buf[i : i + OUT_FRAME] for i in range(0, whole, OUT_FRAME)]
+
+    def reset(self) -> None:
+        """Forget the carried remainder (after an interruption)."""
+        self._pending = np.zeros(0, np.int16)
+
+
+async def read_microphone(
+    track: MediaStreamTrack, push: Callable[[np.ndarray, int], None]
+) -> int:
+    """Feed the user's audio track to ``push(pcm16k, 16000)`` until the track ends.
+
+    WebRTC delivers Opus decoded to 48 kHz (usually stereo); the listener wants 16 kHz mono,
+    so it is resampled here, once, in C. Returns the number of frames read.
+    """
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=IN_RATE)
+    frames = 0
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return frames
+        frames += 1
+        for out in resampler.resample(frame):
+            push(out.to_ndarray().reshape(-1), IN_RATE)
