@@ -50,5 +50,6 @@ def run_bench(args: argparse.Namespace, settings: Settings, err: Console) -> int
             turns=args.turns,
             max_sessions=args.max_sessions,
             seconds=args.seconds,
+            config=args.config,
         )
     raise ValueError(f"unknown benchmark {args.bench_command!r}")

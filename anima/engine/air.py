@@ -62,24 +62,29 @@ class FrameNote:
 
 
 class SessionAir(Broadcaster):
-    """The on-air loop of one session; ``on_start``/``on_end`` see utterances go on and off air."""
+    """The on-air loop of one session; ``on_start``/``on_end`` see utterances go on and off air.
+
+    Their events travel with the frames through the loop's output queue, so they reach the
+    client at their presentation time: attached to the frame where an utterance starts, or
+    (when speech ends) to the next frame, or queued on their own when the offline loop stops
+    to wait for more speech. ``on_events`` receives the events that travel on their own.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.notes: dict[int, FrameNote] = {}
         self.on_start: Callable[[Utterance, int], list[Any]] = lambda utt, k: []
         self.on_end: Callable[[Utterance, int], list[Any]] = lambda utt, k: []
+        self.on_events: Callable[[list[Any]], None] = lambda events: None
         self._subtitle: str | None = None
+        self._ended: list[Any] = []
 
     async def _pick(self, k: int, n: int):  # type: ignore[no-untyped-def]
         """The parent's choice, plus the frame's note (state, subtitle, turn)."""
         before = self._on_air
         picked = await super()._pick(k, n)
         after = self._on_air
-        events: list[Any] = []
-        if before is not None and after is not before:
-            events += self.on_end(before, k)
-            self._subtitle = None
+        events, self._ended = self._ended, []
         if after is not None and after is not before:
             events += self.on_start(after, k)
         turn, emotion = 0, "neutral"
@@ -94,10 +99,26 @@ class SessionAir(Broadcaster):
         self.notes[k] = FrameNote(turn, after is not None, emotion, events)
         return picked
 
+    def _end_speech(self, k: int) -> None:
+        ended = self._on_air
+        super()._end_speech(k)
+        if ended is not None:
+            self._subtitle = None
+            self._ended += self.on_end(ended, k)
+
+    async def _wait(self) -> None:
+        if self._ended:  # the offline loop pauses: what happened so far goes out now
+            events, self._ended = self._ended, []
+            await self._out.put(_Events(events))  # type: ignore[arg-type]
+        await super()._wait()
+
     async def _write(self) -> None:
         """Hand frames to the session inline: its sink never blocks, an executor hop is waste."""
         rate = self.media.sample_rate
         while (item := await self._out.get()) is not None:
+            if isinstance(item, _Events):
+                self.on_events(item.events)
+                continue
             image, k, pcm, pts = item
             self.sink.write(image, k, pcm, pts, rate)
             self.stats.frames += 1
@@ -106,6 +127,11 @@ class SessionAir(Broadcaster):
     def _frame(self, k: int, shape: MouthShape, speaking: bool, subtitle: str | None) -> Any:
         """The rendered payload (no overlays, no actions: the client composes its own UI)."""
         return self.render(k, shape, speaking)
+
+
+@dataclass
+class _Events:
+    events: list[Any]
 
 
 class Outbox:

@@ -198,6 +198,7 @@ class Session:
         )
         self._air.on_start = self._on_air_start
         self._air.on_end = self._on_air_end
+        self._air.on_events = self._on_air_events
         self._agent = engine.new_agent(self.id)
         self._listener = Listener(engine.recognizer, engine.listener_config, clock=self.clock)
         self._jobs = asyncio.Queue(_JOBS)
@@ -209,6 +210,7 @@ class Session:
             asyncio.create_task(self._produce(), name=f"session:{self.id}:produce"),
             asyncio.create_task(self._listen(), name=f"session:{self.id}:listen"),
         ]
+        self.state = ""  # the first state is always announced, even "idle"
         self._set_state(self._rest_state())
         if self.greet:
             await self._greet()
@@ -314,7 +316,8 @@ class Session:
         self._check_open()
         if present and not self._present:
             self._present = True
-            quiet = self._producing is None and self._started and len(self._program) == 0
+            queued = self._jobs is not None and not self._jobs.empty()
+            quiet = self._started and self.state in ("idle", "listening") and not queued
             if quiet and self.clock.now() - self._last_greet >= _GREET_COOLDOWN:
                 with contextlib.suppress(asyncio.QueueFull):
                     self._greet_nowait()
@@ -413,6 +416,10 @@ class Session:
 
     def _on_air_start(self, utt: Utterance, k: int) -> list[Any]:
         return self._state_events("speaking")
+
+    def _on_air_events(self, events: list[Any]) -> None:
+        for ev in events:
+            self._event(ev)
 
     def _on_air_end(self, utt: Utterance, k: int) -> list[Any]:
         job = utt.source
@@ -612,9 +619,11 @@ class Session:
         from anima.asr.audio import AudioError
 
         while True:
-            while not self._mic:
-                self._mic_ready.clear()
-                await self._mic_ready.wait()
+            if not self._mic:
+                # No audio coming: still deliver what a decode in flight finds (a final after
+                # the client stopped streaming), without delaying new audio behind it.
+                await self._wait_mic_or_decode()
+                continue
             pcm, rate, channels = self._mic.popleft()
             self._mic_samples -= pcm.size // channels * 16_000 // rate
             try:
@@ -629,6 +638,25 @@ class Session:
                 self._event(ErrorEvent("listen", str(exc), True))
                 continue
             for ev in events:
+                await self._on_listen(ev)
+
+    async def _wait_mic_or_decode(self) -> None:
+        assert self._mic_ready is not None
+        self._mic_ready.clear()
+        if self._mic:
+            return
+        mic = asyncio.ensure_future(self._mic_ready.wait())
+        decoding = self._listener._task is not None  # noqa: SLF001 - a decode is in flight
+        drain = asyncio.ensure_future(self._listener.drain()) if decoding else None
+        try:
+            waiting = {mic} if drain is None else {mic, drain}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            mic.cancel()
+            if drain is not None and not drain.done():
+                drain.cancel()
+        if drain is not None and drain.done() and not drain.cancelled():
+            for ev in drain.result():
                 await self._on_listen(ev)
 
     async def _on_listen(self, ev: Any) -> None:

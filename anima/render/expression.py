@@ -119,10 +119,9 @@ def warp_upper(face: UpperFace, params: np.ndarray, canvas: np.ndarray) -> None:
     disp = np.tensordot(params.astype(np.float32), r.fields, axes=1)
     gx, gy = face.grid
     src = canvas[r.y0 : r.y1, r.x0 : r.x1].copy()
-    # Backward map with one fixed-point refinement, in region coordinates.
+    # Backward map in region coordinates. Moves here are a few pixels over a smooth field, so
+    # the mouth warp's fixed-point refinement would change nothing visible: one remap.
     sx, sy = gx - r.x0 - disp[..., 0], gy - r.y0 - disp[..., 1]
-    local = cv2.remap(disp, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    sx, sy = gx - r.x0 - local[..., 0], gy - r.y0 - local[..., 1]
     canvas[r.y0 : r.y1, r.x0 : r.x1] = cv2.remap(
         src, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )

@@ -34,7 +34,7 @@ class MicTrack(MediaStreamTrack):
 
     def __init__(self) -> None:
         super().__init__()
-        self._pending: deque[np.ndarray] = deque()
+        self._pending: deque[tuple[np.ndarray, int | None]] = deque()
         self._pts = 0
         self._start: float | None = None
         self.speech_end: float | None = None  # monotonic time the last queued sample left
@@ -49,15 +49,18 @@ class MicTrack(MediaStreamTrack):
             )
             frame.sample_rate = sample_rate
             pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in resampler.resample(frame)])
+        loud = np.flatnonzero(np.abs(pcm) > SOUND)
+        last = int(loud[-1]) + 1 if len(loud) else 0  # the end of the speech, not of its tail
         pcm = np.concatenate([pcm, np.zeros(-len(pcm) % FRAME, np.int16)])
         for i in range(0, len(pcm), FRAME):
-            self._pending.append(pcm[i : i + FRAME])
+            end = last - i if i < last <= i + FRAME else None
+            self._pending.append((pcm[i : i + FRAME], end))
         self.speech_end = None
 
     @property
     def speaking(self) -> bool:
-        """True while queued speech is still being sent."""
-        return bool(self._pending)
+        """True until the last sample of queued speech has been sent."""
+        return bool(self._pending) and self.speech_end is None
 
     async def recv(self) -> av.AudioFrame:
         """The next 20 ms, paced on the wall clock."""
@@ -70,9 +73,9 @@ class MicTrack(MediaStreamTrack):
         if delay > 0:
             await asyncio.sleep(delay)
         if self._pending:
-            pcm = self._pending.popleft()
-            if not self._pending:
-                self.speech_end = time.monotonic() + FRAME / RATE
+            pcm, end = self._pending.popleft()
+            if end is not None:  # this frame holds the last sample of speech
+                self.speech_end = time.monotonic() + end / RATE
         else:
             pcm = np.zeros(FRAME, np.int16)
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")

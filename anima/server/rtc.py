@@ -313,5 +313,6 @@ class RtcSession:
             "audio_frames_sent": self.audio.sent,
             "video_frames_sent": self.video.sent,
             "dropped": {"audio": self.audio.dropped, "video": self.video.dropped},
+            "skipped": {"audio": self.audio.skipped, "video": self.video.skipped},
             "turns": len(self.latencies),
         }

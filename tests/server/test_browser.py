@@ -174,7 +174,12 @@ async def test_talking_to_the_avatar_in_chromium(engine, serve, tmp_path, record
     async with serve(app) as base, chromium(f"{base}/?autostart=1&greet=0", wav, tmp_path / "p") as page:
         await page.until("anima.connected", 20, "the peer connection")
         assert await page.js("document.getElementById('ai-label').offsetWidth > 0")
-        assert await page.js("document.documentElement.scrollWidth <= 360")  # no sideways scroll
+        await page.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=360, height=740, deviceScaleFactor=2, mobile=True,
+        )  # a phone: the page must fit 360 px without sideways scrolling
+        widths = await page.js("[innerWidth, document.documentElement.scrollWidth]")
+        assert widths[0] == 360 and widths[1] <= 360, widths
         await page.until("video.readyState >= 2 && video.videoWidth === 256", 15, "video frames")
         idle_frames = await page.js("video.getVideoPlaybackQuality().totalVideoFrames")
         # The question plays from the fake microphone; the server transcribes it.
