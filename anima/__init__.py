@@ -60,7 +60,35 @@ _EXPORTS = {
     "load_voice": "anima.tts",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AudioFrame",
+    "Avatar",
+    "AvatarError",
+    "AvatarStore",
+    "Engine",
+    "EngineBusy",
+    "ErrorEvent",
+    "Event",
+    "FaceParams",
+    "HandoffEvent",
+    "Interrupted",
+    "SayResult",
+    "Session",
+    "SessionClosed",
+    "Settings",
+    "StateChanged",
+    "Subtitle",
+    "TranscriptEvent",
+    "TurnLatency",
+    "VideoFrame",
+    "Voice",
+    "VoiceError",
+    "load_voice",
+    "prepare_avatar",
+    "read_photo",
+    "sample_portrait",
+    "say_to_file",
+]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:

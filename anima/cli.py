@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_live_parser(sub)
 
+    from anima.kiosk_cmd import add_parser as add_kiosk_parser  # argparse only
+
+    add_kiosk_parser(sub)
+
     from anima.serve_cmd import add_parser as add_serve_parser  # argparse only
 
     add_serve_parser(sub)
@@ -104,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     ba.add_argument("--reps", type=int, default=5, help="utterances per length (2, 5, 10 s)")
-    bw = bsub.add_parser("rtc", help="voice-to-face latency over WebRTC and sessions two cores hold")
+    bk = bsub.add_parser("sdk", help="SDK sessions per core (params vs video) and reply latency")
+    bk.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    bk.add_argument("--seconds", type=float, default=8.0, help="length of each load run")
+    bk.add_argument("--sessions", type=int, default=4, help="simultaneous sessions per run")
+    bk.add_argument("--turns", type=int, default=5, help="question turns for the latency figures")
+    bw = bsub.add_parser("rtc", help="voice-to-face latency over WebRTC; sessions two cores hold")
     bw.add_argument(
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )

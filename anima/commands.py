@@ -55,6 +55,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from anima.serve_cmd import run_serve
 
             return run_serve(args, settings, err)
+        if args.command == "kiosk":
+            from anima.kiosk_cmd import run_kiosk
+
+            return run_kiosk(args, settings, err)
         if args.command == "bench":
             from anima.bench import run_bench
 

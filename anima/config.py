@@ -251,7 +251,7 @@ class IceServer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
 
-    urls: list[str] = Field(min_length=1, description="stun:host:3478, turn:host:3478?transport=udp")
+    urls: list[str] = Field(min_length=1, description="stun:host:3478 or turn:host:3478")
     username: str | None = None
     credential: SecretStr | None = None
 
@@ -290,6 +290,9 @@ class WebRTCSettings(BaseModel):
     )
     queue_seconds: float = Field(
         0.5, ge=0.1, le=5.0, description="Media buffered per outgoing track (oldest dropped)."
+    )
+    heartbeat_timeout: float = Field(
+        10.0, gt=0, description="A page that pinged, then fell silent this long, is gone."
     )
 
 

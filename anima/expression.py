@@ -76,9 +76,9 @@ _FACE = {
     "sad": FaceExpression(
         smile=-0.5, brow_inner=0.7, eye_open=-0.35, tilt=-2.0, head_down=1.0, nod=0.5
     ),
-    "surprised": FaceExpression(brow_raise=0.9, eye_open=0.6, nod=0.8, head_down=-0.5),
+    "surprised": FaceExpression(brow_raise=0.9, eye_open=0.45, nod=0.8, head_down=-0.5),
     # Attentive, slightly concerned: brows drawn in a little, no smile, small nods.
-    "serious": FaceExpression(smile=-0.15, brow_raise=-0.35, brow_inner=0.3, nod=0.8),
+    "serious": FaceExpression(smile=-0.25, brow_raise=-0.6, brow_inner=0.35, nod=0.8),
 }
 
 

@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kb", type=Path, help="knowledge folder (also knowledge.dir)")
     p.add_argument("--persona", type=Path, help="persona YAML file (also persona.file)")
     p.add_argument("--backend", help="brain: gguf, openai or kb (no model); also brain.backend")
-    p.add_argument("--max-sessions", type=int, help="concurrent conversations (server.max_sessions)")
+    p.add_argument(
+        "--max-sessions", type=int, help="concurrent conversations (server.max_sessions)"
+    )
 
 
 def apply_args(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -67,7 +69,8 @@ def run_serve(args: argparse.Namespace, settings: Settings, err: Console) -> int
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         try:
-            while not server.started and not task.done():
+            # uvicorn offers only a flag for "listening"; poll it briefly.
+            while not server.started and not task.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             if server.started:
                 real_port = server.servers[0].sockets[0].getsockname()[1]

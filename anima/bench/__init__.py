@@ -52,4 +52,15 @@ def run_bench(args: argparse.Namespace, settings: Settings, err: Console) -> int
             seconds=args.seconds,
             config=args.config,
         )
+    if args.bench_command == "sdk":
+        from anima.bench.sdk import bench_sdk
+
+        return bench_sdk(
+            args.out,
+            settings,
+            err,
+            seconds=args.seconds,
+            sessions=args.sessions,
+            turns=args.turns,
+        )
     raise ValueError(f"unknown benchmark {args.bench_command!r}")

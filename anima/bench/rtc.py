@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -67,37 +66,47 @@ async def _server(config: Path | None, max_sessions: int, err: Console):
         cmd += ["--config", str(config)]
     cmd += ["serve", "--host", "127.0.0.1", "--port", "0"]
     cores = _server_cores()
-    proc = subprocess.Popen(
-        cmd,
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
         env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
         preexec_fn=lambda: os.sched_setaffinity(0, cores),
     )
+    drain = None
     try:
-        url = await asyncio.to_thread(_read_url, proc)
+        url = await _read_url(proc)
+        # Keep reading stderr so the child never blocks on a full pipe.
+        drain = asyncio.create_task(_drain(proc))
         err.print(f"server {url} on cores {sorted(cores)}")
         yield url, proc.pid
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         try:
-            await asyncio.to_thread(proc.wait, 20)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
             proc.kill()
+            await proc.wait()
+        if drain is not None:
+            drain.cancel()
 
 
-def _read_url(proc: subprocess.Popen) -> str:
+async def _read_url(proc: asyncio.subprocess.Process) -> str:
     assert proc.stderr is not None
-    for line in proc.stderr:
+    lines = []
+    while line := (await proc.stderr.readline()).decode(errors="replace"):
+        lines.append(line)
         match = re.search(r"(http://\S+:\d+)/", line)
         if match:
-            # Keep draining stderr so the child never blocks on a full pipe.
-            import threading
-
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
             return match.group(1).replace("localhost", "127.0.0.1")
-    raise RuntimeError(f"anima serve exited (code {proc.wait()}) before it printed its URL")
+    raise RuntimeError(f"anima serve exited before it printed its URL: {''.join(lines[-5:])}")
+
+
+async def _drain(proc: asyncio.subprocess.Process) -> None:
+    assert proc.stderr is not None
+    while await proc.stderr.read(65536):
+        pass
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -116,18 +125,17 @@ async def _latency(url: str, turns: int, err: Console) -> dict[str, object]:
         speech.append((q, np.concatenate([pcm, np.zeros(voice.sample_rate, np.int16)])))
     client = RtcClient(url, greet=False)
     await client.connect()
-    await client.wait_event("state", state="listening", timeout=60)
+    await client.wait_event("state", state="listening", within=60)
     await asyncio.sleep(1.0)
     rows, client_ms = [], []
     for i in range(turns):
         question, pcm = speech[i % len(speech)]
         before = len(client.latencies)
+        client.replied.clear()
         client.mic.speak(pcm, voice.sample_rate)
         try:
-            event = await client.wait_event("latency", timeout=60)
-            deadline = time.monotonic() + 20
-            while len(client.latencies) == before and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            event = await client.wait_event("latency", within=60)
+            await asyncio.wait_for(client.replied.wait(), 20)
         except TimeoutError:
             err.print(f"turn {i + 1}: no reply to {question!r}")
             continue
@@ -141,7 +149,7 @@ async def _latency(url: str, turns: int, err: Console) -> dict[str, object]:
         )
         client.send({"type": "interrupt"})
         with contextlib.suppress(TimeoutError):
-            await client.wait_event("state", state="listening", timeout=20)
+            await client.wait_event("state", state="listening", within=20)
         await asyncio.sleep(0.8)
     await client.close()
     parts: dict[str, list[float]] = {}
@@ -170,7 +178,7 @@ async def _talking(url: str, n: int, seconds: float, fps: int, pid: int) -> dict
 
     talkers = [asyncio.create_task(keep_talking(c)) for c in clients]
     for c in clients:
-        await c.wait_event("state", state="speaking", timeout=60)
+        await c.wait_event("state", state="speaking", within=60)
     await asyncio.sleep(1.0)  # settle
     v0 = [c.video_frames for c in clients]
     a0 = [c.audio_frames for c in clients]
@@ -208,7 +216,9 @@ def bench_rtc(
 ) -> int:
     """Run both measurements and write ``rtc.json`` and ``rtc.png`` under ``out``."""
     fps = settings.render.fps
-    config = config or (Path(os.environ["ANIMA_CONFIG"]) if os.environ.get("ANIMA_CONFIG") else None)
+    config = config or (
+        Path(os.environ["ANIMA_CONFIG"]) if os.environ.get("ANIMA_CONFIG") else None
+    )
 
     async def main() -> dict[str, object]:
         async with _server(config, max_sessions, err) as (url, pid):

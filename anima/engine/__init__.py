@@ -31,6 +31,7 @@ from anima.render.avatar import Avatar, AvatarStore
 if TYPE_CHECKING:
     from anima.dialogue.agent import Agent
     from anima.dialogue.persona import Persona
+    from anima.render.animator import FaceAnimator
     from anima.tts import Voice
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Engine:
         self._audit: Any = None
         self._sample: Avatar | None = None
         self._avatar_cache: dict[str, Avatar] = {}
+        self._animators: dict[int, FaceAnimator] = {}
 
     @classmethod
     def from_config(cls, config: Settings | str | Path | None = None, **overrides: Any) -> Engine:
@@ -213,6 +215,29 @@ class Engine:
                 self._avatar_cache.pop(next(iter(self._avatar_cache)))
             self._avatar_cache[spec] = avatar
         return self._avatar_cache[spec]
+
+    async def animator(self, spec: str | Avatar | None) -> FaceAnimator:
+        """A fresh face animator for ``spec`` (its own idle motion, canvas and state).
+
+        Building one is slow (about a second: rig, mouth grid, eyelid masks), so the engine
+        keeps one prototype per avatar and each session gets a copy (about 1 ms).
+        """
+        import copy
+
+        from anima.render.animator import FaceAnimator
+        from anima.render.idle import IdleMotion
+
+        avatar = await self.avatar(spec)
+        r = self.settings.render
+        proto = self._animators.get(id(avatar))
+        if proto is None or proto.avatar is not avatar:
+            proto = await run_blocking(FaceAnimator.from_settings, avatar, r)
+            if len(self._animators) >= 8:  # bounded: forget the oldest
+                self._animators.pop(next(iter(self._animators)))
+            self._animators[id(avatar)] = proto
+        animator = copy.deepcopy(proto)
+        animator.idle = IdleMotion(r.seed, r.blink_interval, r.head_motion)
+        return animator
 
     # -- sessions ----------------------------------------------------------------------------
 

@@ -449,10 +449,7 @@ class Session:
             return ParamsFace(self.fps, s.seed, s.blink_interval, s.head_motion)
         if self.media == "events":
             return lambda k, shape, speaking: None
-        from anima.render.animator import FaceAnimator
-
-        avatar = await self.engine.avatar(spec)
-        animator = FaceAnimator.from_settings(avatar, s)
+        animator = await self.engine.animator(spec)
         last: list[np.ndarray] = [np.full((s.size, s.size, 3), 128, np.uint8)]
 
         def render(k: int, shape: MouthShape, speaking: bool) -> np.ndarray:

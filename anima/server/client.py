@@ -106,6 +106,7 @@ class RtcClient:
         self.pc = RTCPeerConnection()
         self.mic = MicTrack()
         self.session_id: str | None = None
+        self.answer: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
         self.video_frames = 0
         self.video_sizes: set[tuple[int, int]] = set()
@@ -118,8 +119,9 @@ class RtcClient:
         self._tasks: list[asyncio.Task] = []
         self.channel = None
         self.opened = asyncio.Event()
+        self.replied = asyncio.Event()  # set when a voice-to-face latency was measured
 
-    async def connect(self, timeout: float = 20.0) -> dict[str, Any]:
+    async def connect(self, within: float = 20.0) -> dict[str, Any]:
         """Offer, get the answer, and wait for the data channel to open; returns the answer."""
         if self.send_audio:
             self.pc.addTransceiver(self.mic, direction="sendrecv")
@@ -139,14 +141,15 @@ class RtcClient:
         }
         if self.token:
             body["token"] = self.token
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        async with httpx.AsyncClient(timeout=within) as http:
             r = await http.post(f"{self.base_url}/api/offer", json=body)
         if r.status_code != 200:
             raise ConnectionError(f"{r.status_code}: {r.text}")
         answer = r.json()
+        self.answer = answer
         self.session_id = answer["session_id"]
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-        await asyncio.wait_for(self.opened.wait(), timeout)
+        await asyncio.wait_for(self.opened.wait(), within)
         return answer
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -171,16 +174,17 @@ class RtcClient:
                     end = self.mic.speech_end
                     if end is not None and not self.mic.speaking:
                         self.latencies.append(time.monotonic() - end)
+                        self.replied.set()
                         self.mic.speech_end = None
 
     def _on_message(self, message: str) -> None:
         self.events.append(json.loads(message))
         self._new_event.set()
 
-    async def wait_event(self, kind: str, timeout: float = 30.0, **match: Any) -> dict[str, Any]:
+    async def wait_event(self, kind: str, within: float = 30.0, **match: Any) -> dict[str, Any]:
         """The first event of type ``kind`` (fields equal to ``match``) not yet returned by an
-        earlier call for ``kind``; waits up to ``timeout`` seconds for it to arrive."""
-        deadline = time.monotonic() + timeout
+        earlier call for ``kind``; waits up to ``within`` seconds for it to arrive."""
+        deadline = time.monotonic() + within
         while True:
             start = self._cursor.get(kind, 0)
             for i in range(start, len(self.events)):
@@ -191,7 +195,7 @@ class RtcClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 seen = [e.get("type") for e in self.events[-20:]]
-                raise TimeoutError(f"no {kind!r} event {match or ''} in {timeout} s; last: {seen}")
+                raise TimeoutError(f"no {kind!r} event {match or ''} in {within} s; last: {seen}")
             self._new_event.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_event.wait(), left)

@@ -9,7 +9,9 @@ OPENED = Counter("anima_rtc_sessions_opened_total", "WebRTC sessions opened")
 CLOSED = Counter("anima_rtc_sessions_closed_total", "WebRTC sessions closed", ["reason"])
 REFUSED = Counter("anima_rtc_refused_total", "Signalling requests refused", ["why"])
 CONNECTED = Counter("anima_rtc_connected_total", "Peer connections that reached 'connected'")
-DROPPED = Counter("anima_rtc_dropped_frames_total", "Outgoing frames dropped (queue full)", ["kind"])
+DROPPED = Counter(
+    "anima_rtc_dropped_frames_total", "Outgoing frames dropped (queue full)", ["kind"]
+)
 TURN_LATENCY = Histogram(
     "anima_rtc_turn_latency_seconds",
     "Server-side latency of a reply, by part (end of user speech to first avatar audio = total)",

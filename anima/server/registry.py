@@ -118,14 +118,19 @@ class Registry:
     async def _reap(self) -> None:
         idle = self.settings.server.idle_timeout
         connect = self.settings.webrtc.connect_timeout
+        heartbeat = self.settings.webrtc.heartbeat_timeout
         while True:
-            await asyncio.sleep(min(1.0, idle / 4, connect / 4))
+            await asyncio.sleep(min(1.0, idle / 4, connect / 4, heartbeat / 4))
             now = time.monotonic()
             for rtc in list(self.sessions.values()):
                 if rtc.closed:
                     continue
                 if rtc.connection_state != "connected" and time.time() - rtc.created > connect:
                     await rtc.close("connect timeout")
+                elif rtc.last_ping is not None and now - rtc.last_ping > heartbeat:
+                    # A crashed tab or lost network: close now rather than wait ~30 s for ICE
+                    # consent to fail while aiortc keeps encoding.
+                    await rtc.close("connection lost (no heartbeat)")
                 elif now - rtc.last_activity > idle and rtc.session.state in QUIET:
                     rtc.send({"type": "idle_timeout", "seconds": idle})
                     await rtc.close("idle timeout")

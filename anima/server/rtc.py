@@ -29,8 +29,7 @@ from aiortc.sdp import candidate_from_sdp
 from anima.events import Interrupted, StateChanged, TranscriptEvent, TurnLatency
 from anima.frames import AudioFrame, VideoFrame
 from anima.server import metrics
-from anima.server.tracks import AudioOutTrack, MediaPacer, Rechunker, VideoOutTrack
-from anima.server.tracks import read_microphone
+from anima.server.tracks import AudioOutTrack, MediaPacer, Rechunker, VideoOutTrack, read_microphone
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,7 @@ class RtcSession:
         self.avatar = avatar
         self.created = time.time()
         self.last_activity = time.monotonic()
+        self.last_ping: float | None = None  # pages ping every 2 s; silence means it is gone
         self.pc = RTCPeerConnection(rtc_configuration(ice))
         self.pacer = MediaPacer()
         self.audio = AudioOutTrack(self.pacer, queue_seconds)
@@ -110,7 +110,9 @@ class RtcSession:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:  # aiortc raises ValueError, KeyError… for bad SDP
-            raise SignallingError(f"the SDP offer was refused: {exc or type(exc).__name__}") from exc
+            raise SignallingError(
+                f"the SDP offer was refused: {exc or type(exc).__name__}"
+            ) from exc
         # The offer's audio and video transceivers get our tracks (addTrack reuses them).
         self.pc.addTrack(self.audio)
         self.pc.addTrack(self.video)
@@ -168,6 +170,7 @@ class RtcSession:
             self.send({"type": "error", "stage": "input", "message": "malformed JSON message"})
             return
         if kind == "ping":
+            self.last_ping = time.monotonic()
             self.send({"type": "pong", "t": msg.get("t")})
             return
         self.touch()

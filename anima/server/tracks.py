@@ -20,8 +20,16 @@ from collections.abc import Callable
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from prometheus_client import Histogram
 
 log = logging.getLogger(__name__)
+
+QUEUED = Histogram(
+    "anima_rtc_track_queue_seconds",
+    "Time a frame waited in an outgoing track queue before aiortc took it to encode",
+    ["kind"],
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64),
+)
 
 OUT_RATE = 48_000  # Opus works at 48 kHz
 OUT_FRAME = 960  # 20 ms at 48 kHz: one Opus packet
@@ -107,7 +115,7 @@ class _QueueTrack(MediaStreamTrack):
             return
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
-        self._queue.append((item, media_time))
+        self._queue.append((item, media_time, time.monotonic()))
         self._pacer.arrived(media_time)
         self._ready.set()
 
@@ -124,13 +132,14 @@ class _QueueTrack(MediaStreamTrack):
             await self._ready.wait()
         if self.readyState != "live":
             raise MediaStreamError
-        item, media_time = self._queue.popleft()
+        item, media_time, queued = self._queue.popleft()
         # Behind (the connection came up after output began, or the encoder lagged): what is
         # already late goes; the newest due item is sent.
         while self._queue and self._pacer.late(self._queue[0][1]) >= self.stale:
-            item, media_time = self._queue.popleft()
+            item, media_time, queued = self._queue.popleft()
             self.skipped += 1
         await self._pacer.wait(media_time)
+        QUEUED.labels(self.kind).observe(time.monotonic() - queued)
         return item, media_time
 
     def stop(self) -> None:
@@ -235,9 +244,7 @@ class Rechunker:
         self._pending = np.zeros(0, np.int16)
 
 
-async def read_microphone(
-    track: MediaStreamTrack, push: Callable[[np.ndarray, int], None]
-) -> int:
+async def read_microphone(track: MediaStreamTrack, push: Callable[[np.ndarray, int], None]) -> int:
     """Feed the user's audio track to ``push(pcm16k, 16000)`` until the track ends.
 
     WebRTC delivers Opus decoded to 48 kHz (usually stereo); the listener wants 16 kHz mono,

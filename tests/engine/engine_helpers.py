@@ -36,10 +36,20 @@ def speech(engine: Engine, text: str, tail: float = 1.2) -> np.ndarray:
     """``text`` in the engine's voice at its own rate, int16, with ``tail`` s of silence."""
     voice = engine.voice
     pcm = np.concatenate([c.pcm for c in voice.synthesize(text)])
-    return np.concatenate([np.zeros(int(0.3 * voice.sample_rate), np.int16), pcm, np.zeros(int(tail * voice.sample_rate), np.int16)])
+    return np.concatenate(
+        [
+            np.zeros(int(0.3 * voice.sample_rate), np.int16),
+            pcm,
+            np.zeros(int(tail * voice.sample_rate), np.int16),
+        ]
+    )
 
 
-async def collect(session, until: Callable[[Any, list[Any]], bool], timeout: float = 60.0) -> list[Any]:
+async def collect(
+    session,
+    until: Callable[[Any, list[Any]], bool],
+    timeout: float = 60.0,  # noqa: ASYNC109
+) -> list[Any]:
     """Items from ``session.frames()`` up to and including the one where ``until`` is true."""
     items: list[Any] = []
     async with asyncio.timeout(timeout):

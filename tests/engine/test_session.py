@@ -98,8 +98,9 @@ async def test_say_in_events_mode_sends_only_events(engine):
         await s.say("Hello there. Welcome to the library.", emotion="happy")
         items = await collect(
             s,
-            lambda _, its: sum(isinstance(i, StateChanged) and i.state == "listening" for i in its)
-            == 2,
+            lambda _, its: (
+                sum(isinstance(i, StateChanged) and i.state == "listening" for i in its) == 2
+            ),
         )
         assert not [i for i in items if isinstance(i, AudioFrame | VideoFrame | FaceParams)]
         subs = [i for i in items if isinstance(i, Subtitle)]
@@ -126,7 +127,10 @@ async def test_ask_in_video_mode_renders_the_sample_portrait(engine):
         lat = next(i for i in items if isinstance(i, TurnLatency))
         assert {"first_phrase", "tts_first_chunk", "first_frame", "total"} <= set(lat.parts)
         # The mouth moves: frames differ while speaking.
-        diffs = [np.abs(a.image.astype(int) - b.image.astype(int)).mean() for a, b in zip(video, video[1:], strict=False)]
+        diffs = [
+            np.abs(a.image.astype(int) - b.image.astype(int)).mean()
+            for a, b in zip(video, video[1:], strict=False)
+        ]
         assert max(diffs) > 0.5
     finally:
         await s.aclose()
@@ -153,7 +157,9 @@ async def test_realtime_idle_output_is_continuous_on_a_virtual_clock(engine):
         # 1.2 s of virtual time at 25 fps: frames 0..30, idle, silent, gap-free.
         assert 28 <= len(faces) <= 31 and len(audio) == len(faces)
         assert [f.index for f in faces] == list(range(len(faces)))
-        assert audio[0].pts == 0 and all(b.pts == a.pts + len(a.pcm) for a, b in zip(audio, audio[1:], strict=False))
+        assert audio[0].pts == 0 and all(
+            b.pts == a.pts + len(a.pcm) for a, b in zip(audio, audio[1:], strict=False)
+        )
         assert not any(a.pcm.any() for a in audio) and not any(f.speaking for f in faces)
         assert len({(f.head_yaw, f.head_pitch) for f in faces}) > 5  # the idle head moves
     finally:
@@ -250,4 +256,53 @@ async def test_bad_mic_audio_is_an_error_event_not_a_crash(engine):
         await s.say("Fine.")
         assert await collect(s, _is(Subtitle))
     finally:
+        await s.aclose()
+
+
+async def test_user_speech_over_the_avatar_barges_in(engine):
+    """Realtime on a virtual clock: the avatar talks, the user talks over it, it stops."""
+    clock = VirtualClock()
+    s = engine.session(media="params", realtime=True, clock=clock, greet=False)
+    await s.start()
+    got: list = []
+
+    async def read():
+        async for item in s.frames():
+            got.append(item)
+
+    reader = asyncio.create_task(read())
+    rate = engine.voice.sample_rate
+    step = rate // 50  # 20 ms of mic per 20 ms of clock, as a live microphone
+    user = speech(engine, "Excuse me, where is the exit?", tail=0.5)
+    try:
+        await s.say(
+            "Our opening hours are from nine in the morning until eight in the evening, "
+            "every day except Sunday, when the whole building stays closed."
+        )
+        pos = 0
+        for _ in range(1500):
+            speaking = any(isinstance(i, StateChanged) and i.state == "speaking" for i in got)
+            if speaking:
+                # ~0.5 s into the answer the user starts talking over it.
+                started = next(
+                    k
+                    for k, i in enumerate(got)
+                    if isinstance(i, StateChanged) and i.state == "speaking"
+                )
+                if sum(isinstance(i, FaceParams) for i in got[started:]) > 12 and pos < len(user):
+                    s.push_audio(user[pos : pos + step], rate)
+                    pos += step
+                else:
+                    s.push_audio(np.zeros(step, np.int16), rate)
+            else:
+                s.push_audio(np.zeros(step, np.int16), rate)
+            await clock.advance(0.02)
+            await asyncio.sleep(0.003)
+            if any(isinstance(i, Interrupted) for i in got):
+                break
+        cut = [i for i in got if isinstance(i, Interrupted)]
+        assert cut and cut[0].reason == "barge-in"
+        assert 0 < cut[0].heard_chars < 60
+    finally:
+        reader.cancel()
         await s.aclose()

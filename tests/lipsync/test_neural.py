@@ -11,6 +11,7 @@ import pytest
 from anima.frames import MediaClock, PhonemeTiming, SpeechChunk
 from anima.lipsync import PhonemeLipSync
 from anima.lipsync import neural as N
+from anima.lipsync.coarticulation import loudness_envelope
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def model() -> N.Audio2MouthModel:
 @pytest.fixture(scope="module")
 def held_out(voice) -> tuple[np.ndarray, int, tuple[PhonemeTiming, ...]]:
     """A sentence the training grammar never produces, spoken by the project's own voice."""
-    chunks = list(voice.synthesize("Lift the square stone over the fence, then rest a while."))
+    chunks = list(voice.synthesize("Please bring the map back before five, my friend."))
     assert len(chunks) == 1
     return chunks[0].pcm, chunks[0].sample_rate, chunks[0].phonemes
 
@@ -105,9 +106,12 @@ def test_tracks_fresh_speech_better_than_loudness(model, held_out):
     truth = _truth(pcm, sr, phonemes)
     pred = N.mouth_from_audio(N.to_16k(pcm, sr), model)[: len(truth)]
     jaw = _corr(pred[:, 0], truth[:, 0])
-    assert jaw > 0.7
+    # Measured 0.89 / 0.67 / 0.83 (jaw / closure / rounding) against loudness 0.70 on the jaw.
+    assert jaw > 0.75
     assert _corr(pred[:, 3], truth[:, 3]) > 0.4  # lip closure (p, b, m, f, v)
-    assert _corr(pred[:, 2], truth[:, 2]) > 0.4  # rounding (oo, w, r)
+    assert _corr(pred[:, 2], truth[:, 2]) > 0.5  # rounding (oo, w, r)
+    loud = loudness_envelope(pcm, sr, np.arange(len(truth)) / 25, 2 / 25)
+    assert jaw > _corr(loud, truth[:, 0]) + 0.05
     # Lag within one frame.
     lags = range(-3, 4)
     best = max(lags, key=lambda lag: _corr(np.roll(pred[:, 0], -lag)[5:-5], truth[5:-5, 0]))

@@ -51,11 +51,22 @@ def decode(msg: str | bytes) -> dict[str, Any]:
     """A server message as a dict; binary media as {"type": "media", kind, flags, turn, pts, payload}."""
     if isinstance(msg, bytes):
         kind, flags, turn, pts, payload = unpack_media(msg)
-        return {"type": "media", "kind": kind, "flags": flags, "turn": turn, "pts": pts, "payload": payload}
+        return {
+            "type": "media",
+            "kind": kind,
+            "flags": flags,
+            "turn": turn,
+            "pts": pts,
+            "payload": payload,
+        }
     return json.loads(msg)
 
 
-async def recv_until(ws, pred: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> list[dict[str, Any]]:
+async def recv_until(
+    ws,
+    pred: Callable[[dict[str, Any]], bool],
+    timeout: float = 60.0,  # noqa: ASYNC109
+) -> list[dict[str, Any]]:
     """Messages up to and including the first where ``pred`` is true."""
     out: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):

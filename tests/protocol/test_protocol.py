@@ -148,9 +148,11 @@ async def test_params_mode_sends_audio_with_header_and_face_params(server):
         rate = welcome["output"]["audio"]["rate"]
         await ws.send(json.dumps({"type": "say", "text": "Hello, how are you?"}))
         got = await recv_until(ws, of("state", state="listening"), timeout=60)
-        got = await recv_until(ws, of("state", state="listening"), timeout=60) if not any(
-            m["type"] == "subtitle" for m in got
-        ) else got
+        got = (
+            await recv_until(ws, of("state", state="listening"), timeout=60)
+            if not any(m["type"] == "subtitle" for m in got)
+            else got
+        )
         audio = [m for m in got if m["type"] == "media"]
         faces = [m for m in got if m["type"] == "face"]
         assert audio and all(m["kind"] == KIND_AUDIO for m in audio)
@@ -163,12 +165,16 @@ async def test_params_mode_sends_audio_with_header_and_face_params(server):
         )
         assert np.abs(speech_pcm).max() > 1000
         assert max(f["jaw_open"] for f in faces) > 0.2
-        assert {"blink", "head_yaw", "head_pitch", "head_roll", "speaking", "emotion"} <= set(faces[0])
+        assert {"blink", "head_yaw", "head_pitch", "head_roll", "speaking", "emotion"} <= set(
+            faces[0]
+        )
 
 
 async def test_video_mode_streams_jpeg_and_mic_speech_gets_an_answer(server, engine):
     async with connect(url(server)) as ws:
-        welcome = await hello(ws, media="video", audio={"format": "s16le", "rate": 16000, "channels": 1})
+        welcome = await hello(
+            ws, media="video", audio={"format": "s16le", "rate": 16000, "channels": 1}
+        )
         assert welcome["output"]["video"] == {"codec": "jpeg", "width": 128, "height": 128}
         got = await recv_until(ws, lambda m: m["type"] == "media" and m["kind"] == KIND_VIDEO)
         image = cv2.imdecode(np.frombuffer(got[-1]["payload"], np.uint8), cv2.IMREAD_COLOR)

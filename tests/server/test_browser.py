@@ -59,8 +59,8 @@ class Cdp:
             raise RuntimeError(f"page error: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    async def until(self, expression: str, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
+    async def until(self, expression: str, within: float, what: str):
+        deadline = time.monotonic() + within
         while True:
             try:
                 value = await self.js(expression)
@@ -171,12 +171,18 @@ async def test_talking_to_the_avatar_in_chromium(engine, serve, tmp_path, record
     wav = tmp_path / "question.wav"
     question_wav(engine.voice, wav)
     app = create_app(engine.settings, engine, host="127.0.0.1")
-    async with serve(app) as base, chromium(f"{base}/?autostart=1&greet=0", wav, tmp_path / "p") as page:
+    async with (
+        serve(app) as base,
+        chromium(f"{base}/?autostart=1&greet=0", wav, tmp_path / "p") as page,
+    ):
         await page.until("anima.connected", 20, "the peer connection")
         assert await page.js("document.getElementById('ai-label').offsetWidth > 0")
         await page.call(
             "Emulation.setDeviceMetricsOverride",
-            width=360, height=740, deviceScaleFactor=2, mobile=True,
+            width=360,
+            height=740,
+            deviceScaleFactor=2,
+            mobile=True,
         )  # a phone: the page must fit 360 px without sideways scrolling
         widths = await page.js("[innerWidth, document.documentElement.scrollWidth]")
         assert widths[0] == 360 and widths[1] <= 360, widths
