@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     bk = bsub.add_parser("sdk", help="SDK sessions per core (params vs video) and reply latency")
     bk.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bk.add_argument("--seconds", type=float, default=8.0, help="length of each load run")
-    bk.add_argument("--sessions", type=int, default=4, help="simultaneous sessions per run")
+    bk.add_argument("--sessions", type=int, default=2, help="simultaneous sessions per run")
     bk.add_argument("--turns", type=int, default=5, help="question turns for the latency figures")
     bw = bsub.add_parser("rtc", help="voice-to-face latency over WebRTC; sessions two cores hold")
     bw.add_argument(

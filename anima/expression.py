@@ -61,11 +61,11 @@ class FaceExpression:
 _VOICE = {
     "neutral": VoiceStyle(),
     # Brighter and a little faster, livelier rhythm, shorter pauses.
-    "happy": VoiceStyle(length=0.93, noise=0.75, noise_w=0.95, pause=0.8),
+    "happy": VoiceStyle(length=0.88, noise=0.75, noise_w=0.8, pause=0.8),
     # Slower and flatter, with longer pauses.
     "sad": VoiceStyle(length=1.18, noise=0.5, noise_w=0.55, pause=1.6),
     # Quick and lively.
-    "surprised": VoiceStyle(length=0.9, noise=0.8, noise_w=1.0, pause=0.9),
+    "surprised": VoiceStyle(length=0.88, noise=0.8, noise_w=1.0, pause=0.9),
     # Measured and even: the calm voice for a frustrated user.
     "serious": VoiceStyle(length=1.07, noise=0.5, noise_w=0.6, pause=1.25),
 }
@@ -78,7 +78,7 @@ _FACE = {
     ),
     "surprised": FaceExpression(brow_raise=0.9, eye_open=0.45, nod=0.8, head_down=-0.5),
     # Attentive, slightly concerned: brows drawn in a little, no smile, small nods.
-    "serious": FaceExpression(smile=-0.25, brow_raise=-0.6, brow_inner=0.35, nod=0.8),
+    "serious": FaceExpression(smile=-0.25, brow_raise=-0.8, brow_inner=0.25, nod=0.8),
 }
 
 

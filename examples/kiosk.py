@@ -55,14 +55,17 @@ async def stream_mic(ws, pcm: np.ndarray, rate: int, channels: int, tail: float 
 async def run(args: argparse.Namespace) -> None:
     """Connect, send, record, say bye."""
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     mic = read_wav(args.mic) if args.mic else None
     hello = {
         "type": "hello",
         "version": 1,
         "media": args.media,
         "greet": not args.no_greet,
-        "audio": {"format": "s16le", "rate": mic[1] if mic else 16000, "channels": mic[2] if mic else 1},
+        "audio": {
+            "format": "s16le",
+            "rate": mic[1] if mic else 16000,
+            "channels": mic[2] if mic else 1,
+        },
     }
     if args.avatar:
         hello["avatar"] = args.avatar
@@ -121,7 +124,9 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     """Command line."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--url", default="ws://127.0.0.1:8765")
     p.add_argument("--media", choices=["video", "params", "events"], default="video")
     p.add_argument("--mic", type=Path, help="a 16-bit WAV to stream as the microphone")
@@ -133,7 +138,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=12.0, help="how long to record")
     p.add_argument("--every", type=int, default=25, help="save every n-th video frame")
     p.add_argument("--out", type=Path, default=Path("kiosk_out"))
-    asyncio.run(run(p.parse_args()))
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -152,6 +152,7 @@ async def _latency(url: str, turns: int, err: Console) -> dict[str, object]:
             await client.wait_event("state", state="listening", within=20)
         await asyncio.sleep(0.8)
     await client.close()
+    queue_ms = await _queue_delay(url)
     parts: dict[str, list[float]] = {}
     for row in rows:
         for k, v in row["parts"].items():
@@ -160,8 +161,29 @@ async def _latency(url: str, turns: int, err: Console) -> dict[str, object]:
         "turns": len(rows),
         "voice_to_face_ms": stats(client_ms) if client_ms else None,
         "server_parts_ms": {k: stats(parts[k]) for k in PART_ORDER if k in parts},
+        "server_track_queue_mean_ms": queue_ms,
         "rows": rows,
     }
+
+
+async def _queue_delay(url: str) -> dict[str, float]:
+    """Mean time frames waited in the server's outgoing track queues (from /metrics)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{url}/metrics")).text
+    sums: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "anima_rtc_track_queue_seconds":
+            continue
+        for sample in family.samples:
+            kind = sample.labels.get("kind", "")
+            if sample.name.endswith("_sum"):
+                sums.setdefault(kind, {})["sum"] = sample.value
+            elif sample.name.endswith("_count"):
+                sums.setdefault(kind, {})["count"] = sample.value
+    return {k: 1000 * v["sum"] / v["count"] for k, v in sums.items() if v.get("count")}
 
 
 async def _talking(url: str, n: int, seconds: float, fps: int, pid: int) -> dict[str, object]:

@@ -53,6 +53,7 @@ from anima.dialogue.safety import (
     detect_injection,
     wrap_user_text,
 )
+from anima.emotion import estimate_emotion, reply_emotion
 from anima.pipeline import run_blocking
 
 log = logging.getLogger(__name__)
@@ -333,8 +334,12 @@ class Agent:
         # The system prompt is fixed and always first (a local model caches it); this turn's
         # facts ride in the last user message, and the user's words always arrive delimited.
         system = self.persona.system_prompt(grounded_only=self.kcfg.strict)
+        # A frustrated or sad visitor gets a calmer, shorter answer and a concerned face.
+        feeling = estimate_emotion(masked)
         context = self.persona.turn_context(
-            passages=[(h.passage.id, h.passage.text) for h in passages], memories=memories
+            passages=[(h.passage.id, h.passage.text) for h in passages],
+            memories=memories,
+            mood=feeling.label if feeling.calm_and_brief else None,
         )
         user = wrap_user_text(masked)
         messages = [
@@ -342,14 +347,17 @@ class Agent:
             *(m for m in self.history.messages() if m.role != "system"),
             Message("user", f"{context}\n{user}" if context else user),
         ]
-        chunker = PhraseChunker()
+        chunker = PhraseChunker(emotion=reply_emotion(feeling))
         out_filter = OutputFilter(
             terms=self.safety.blocked_output,
             patterns=self.safety.blocked_output_patterns,
             masker=self._masker if self.safety.mask_pii else None,
             instructions=self.persona.instructions(),
         )
-        budget = ReplyBudget(self.persona.max_words, self.persona.max_sentences)
+        sentences = self.persona.max_sentences
+        budget = ReplyBudget(
+            self.persona.max_words, min(sentences, 2) if feeling.calm_and_brief else sentences
+        )
         timer = ReplyTimer(brain.name, now=self._now)
         token_room = self.safety.max_session_tokens - self.session_tokens
         max_tokens = max(1, min(self.max_tokens, token_room))

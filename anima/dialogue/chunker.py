@@ -92,13 +92,16 @@ class PhraseChunker:
     :meth:`reset` drops everything, for a barge-in.
     """
 
-    def __init__(self, first_words: int = 4, max_chars: int = 200) -> None:
+    def __init__(
+        self, first_words: int = 4, max_chars: int = 200, emotion: str = "neutral"
+    ) -> None:
         if first_words < 1:
             raise ValueError("first_words must be at least 1")
         if max_chars < 20:
             raise ValueError("max_chars must be at least 20")
         self.first_words = first_words
         self.max_chars = max_chars
+        self._start_emotion = emotion  # until the model marks another one
         self.reset()
 
     @property
@@ -110,7 +113,7 @@ class PhraseChunker:
         """Forget the reply in progress: buffered text, an open tag, the emotion."""
         self._buf = ""  # clean text not yet released
         self._tag: str | None = None  # content of an open "[...", None outside a tag
-        self._emotion = "neutral"
+        self._emotion = self._start_emotion
         self._first = True  # the next phrase is the first of the reply
 
     def feed(self, delta: str) -> list[Phrase]:

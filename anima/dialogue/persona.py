@@ -108,14 +108,23 @@ class Persona:
         return "\n".join(lines)
 
     def turn_context(
-        self, *, passages: Sequence[tuple[str, str]] = (), memories: Sequence[str] = ()
+        self,
+        *,
+        passages: Sequence[tuple[str, str]] = (),
+        memories: Sequence[str] = (),
+        mood: str | None = None,
     ) -> str:
-        """Knowledge and memories for one turn, placed before the visitor's words.
+        """Knowledge, memories and the visitor's mood for one turn, before the visitor's words.
 
         ``passages`` are ``(source id, text)`` pairs from the knowledge base; ``memories``
-        are facts this visitor asked to be remembered. Empty when there are neither.
+        are facts this visitor asked to be remembered; ``mood`` is how the visitor sounds
+        (e.g. "frustrated") when that should change the answer. Empty when there is nothing.
         """
         lines: list[str] = []
+        if mood:
+            lines.append(
+                f"The visitor sounds {mood}: answer calmly and briefly, acknowledge it first."
+            )
         if passages:
             lines.append("Facts from the organisation's knowledge base:")
             lines += [f"[{sid}] {text}" for sid, text in passages]

@@ -85,7 +85,7 @@ def build_upper_face(landmarks: np.ndarray, work_size: int, bottom_limit: int) -
         for i in upper:
             across = 1.0 - min(1.0, abs(lm[i, 0] - mid) / (eye_w / 2)) ** 2
             raise_[i, 1] = -0.012 * u * across  # raised brows stretch the lid skin a little
-            eye_open[i, 1] = -0.35 * eye_h * across
+            eye_open[i, 1] = -0.22 * eye_h * across
         for i in iris:
             gaze_x[i, 0] = 0.16 * eye_w
             gaze_y[i, 1] = 0.12 * eye_h
@@ -104,8 +104,10 @@ def build_upper_face(landmarks: np.ndarray, work_size: int, bottom_limit: int) -
     for k in range(len(UPPER_FIELDS)):
         m = moves[k]
         movers = sorted({int(i) for i in np.nonzero(np.abs(m).sum(1))[0]})
-        # The eye outline stays put unless this field moves it (gaze moves only the iris).
-        fixed = anchors + [i for i in outline if i not in set(movers)]
+        # The eye outline and irises stay put unless this field moves them: gaze slides only
+        # the irises, wide eyes lift only the lids (the iris is not stretched).
+        held = outline + list(RIGHT_IRIS + LEFT_IRIS)
+        fixed = anchors + [i for i in held if i not in set(movers)]
         fields.append(_field(lm, m, movers, fixed, box, u / 2))
     region = Region(*box, fields=np.stack(fields), base=np.zeros_like(fields[0]))
     h, w = box[3] - box[1], box[2] - box[0]

@@ -334,3 +334,25 @@ async def test_embedded_gguf_answers_a_kiosk_question(make_agent, gguf_brain):
     assert phrases and not any(isinstance(e, TurnFailed) for e in events)
     assert agent.last_turn.route == "llm" and agent.last_turn.first_phrase_ms is not None
     assert all("[" not in p.text or "hidden]" in p.text for p in phrases)
+
+
+async def test_frustrated_visitor_gets_a_calm_short_concerned_reply(
+    make_agent, make_openai_brain, openai_server
+):
+    openai_server.script(
+        Script(tokens=["I understand.", " Let me help.", " The printer is upstairs.", " Bye."])
+    )
+    agent = make_agent(make_openai_brain())
+    events = await ask(agent, "This stupid printer is broken AGAIN, it never works!!")
+    phrases = [e for e in events if isinstance(e, Phrase)]
+    # No emotion mark from the model: the reply takes the concerned face, not a neutral one.
+    assert phrases and all(p.emotion == "serious" for p in phrases)
+    assert "The visitor sounds frustrated" in openai_server.calls[0].body["messages"][-1]["content"]
+    assert "Bye" not in spoken(events)  # two sentences at most for an upset visitor
+
+
+async def test_calm_visitor_gets_no_mood_line(make_agent, make_openai_brain, openai_server):
+    openai_server.script(Script(tokens=["Sure."]))
+    agent = make_agent(make_openai_brain())
+    await ask(agent, "Could you tell me about the printer upstairs?")
+    assert "sounds" not in openai_server.calls[0].body["messages"][-1]["content"]

@@ -306,3 +306,27 @@ async def test_user_speech_over_the_avatar_barges_in(engine):
     finally:
         reader.cancel()
         await s.aclose()
+
+
+async def test_voice_failure_is_reported_and_apologised_for(engine):
+    s = engine.session(media="events", realtime=False, greet=False)
+    await s.start()
+    real = engine.voice
+
+    class Flaky:
+        sample_rate = real.sample_rate
+
+        def synthesize(self, text, turn=0):
+            if "boom" in text:
+                raise RuntimeError("the voice model crashed")
+            return real.synthesize(text, turn)
+
+    try:
+        s._pipe.stages[0].voice = Flaky()
+        await s.say("boom")
+        items = await collect(s, _is(Subtitle))
+        err = next(i for i in items if isinstance(i, ErrorEvent))
+        assert err.stage == "tts" and "crashed" in err.message
+        assert items[-1].text.startswith("I'm sorry, something went wrong")
+    finally:
+        await s.aclose()

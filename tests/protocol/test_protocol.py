@@ -40,8 +40,9 @@ async def test_hello_welcome_and_every_command_in_events_mode(server):
         assert {"first_phrase", "total"} <= set(got[-1]["parts"])
 
         await ws.send(json.dumps({"type": "interrupt"}))
-        got = await recv_until(ws, of("ack", command="interrupt"))
-        assert any(m["type"] == "interrupted" for m in got) or got[-1]["command"] == "interrupt"
+        got = await both(ws, of("ack", command="interrupt"), of("interrupted"))
+        cut = next(m for m in got if m["type"] == "interrupted")
+        assert cut["reason"] == "user" and 0 <= cut["heard_chars"] < 100
 
         await ws.send(json.dumps({"type": "set_persona", "persona": {"name": "Robin"}}))
         await recv_until(ws, of("ack", command="set_persona"))
