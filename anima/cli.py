@@ -49,9 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("photo", type=Path)
     add.add_argument("--name", required=True)
     add.add_argument("--replace", action="store_true", help="overwrite an avatar of the same name")
+    add.add_argument(
+        "--consent-by",
+        metavar="NAME",
+        help="who attests that the pictured person consented to this avatar (recorded with it)",
+    )
     asub.add_parser("list", help="list prepared avatars")
     rm = asub.add_parser("remove", help="delete a prepared avatar")
     rm.add_argument("name")
+
+    ver = sub.add_parser("verify", help="look for anima's AI-disclosure watermark in a video")
+    ver.add_argument("file", type=Path, help="a video file (MP4, WebM, …)")
+    ver.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
     tr = sub.add_parser("transcribe", help="run the live listener over audio files")
     tr.add_argument("files", nargs="+", help="audio (or video) files in any format FFmpeg reads")
@@ -120,6 +129,24 @@ def _parser() -> argparse.ArgumentParser:
     bw.add_argument("--turns", type=int, default=20, help="spoken questions for the latency")
     bw.add_argument("--max-sessions", type=int, default=6, help="stop the session sweep here")
     bw.add_argument("--seconds", type=float, default=12.0, help="length of each sweep step")
+    be = bsub.add_parser("e2e", help="spoken conversation over the WebSocket: latency by part")
+    be.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    be.add_argument("--turns", type=int, default=20, help="spoken questions (the script loops)")
+    be.add_argument("--backend", default="kb", help="brain: kb (knowledge base) or gguf (LLM)")
+    be.add_argument("--no-baselines", action="store_true", help="skip the two baselines")
+    be.add_argument("--listen", type=float, default=0.4, help="reply heard before interrupting")
+    bq = bsub.add_parser("quality", help="lip-sync A/V offset and correlation from output video")
+    bq.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON/PNG")
+    bwl = bsub.add_parser("wav2lip", help="renderer cost vs a Wav2Lip-class generator (ONNX)")
+    bwl.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    bwl.add_argument("--reps", type=int, default=20, help="generator runs at 96 px")
+    bwl.add_argument("--no-full", action="store_true", help="skip the output-size generator")
+    bm = bsub.add_parser("memory", help="peak RSS for 1, 2, 4 sessions; growth over a soak")
+    bm.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    bm.add_argument("--seconds", type=float, default=8.0, help="length of each sessions run")
+    bm.add_argument("--soak", type=float, default=600.0, help="soak length in seconds (0: none)")
+    brp = bsub.add_parser("report", help="Markdown table and PNG plots of bench/results/*.json")
+    brp.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
     return p
 
 

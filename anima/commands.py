@@ -19,6 +19,7 @@ from anima.render.avatar import (
     Avatar,
     AvatarError,
     AvatarStore,
+    Consent,
     PhotoLimits,
     prepare_avatar,
     read_photo,
@@ -39,6 +40,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _say(args, settings, err)
         if args.command == "avatar":
             return _avatar(args, settings, err)
+        if args.command == "verify":
+            from anima.verify_cmd import run_verify
+
+            return run_verify(args)
         if args.command == "transcribe":
             from anima.transcribe import run_transcribe
 
@@ -161,6 +166,7 @@ def _avatar(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     started = time.perf_counter()
     r = settings.render
     with err.status("finding the face…"):
+        consent = Consent.now(args.consent_by) if args.consent_by is not None else None
         avatar = prepare_avatar(
             read_photo(args.photo, limits(settings)),
             args.name,
@@ -168,8 +174,16 @@ def _avatar(args: argparse.Namespace, settings: Settings, err: Console) -> int:
             margin=r.face_margin,
             min_face_pixels=settings.limits.min_face_pixels,
         )
+        avatar.consent = consent
         folder = store.add(avatar, replace=args.replace)
     for note in avatar.notes:
         err.print(f"note: {note}")
+    if consent is None:
+        err.print(
+            "note: no likeness consent recorded (--consent-by NAME); the server and SDK refuse "
+            "this avatar while limits.require_consent is on"
+        )
+    else:
+        err.print(f"consent attested by {consent.by} at {consent.at}")
     err.print(f"avatar {args.name!r} ready in {folder} ({time.perf_counter() - started:.1f} s)")
     return 0

@@ -31,6 +31,9 @@ class RenderSettings(BaseModel):
     head_motion: float = Field(1.0, ge=0.0, le=3.0, description="Scale of idle head motion.")
     seed: int | None = Field(None, description="Seed for idle motion; None varies per run.")
     crf: int = Field(20, ge=0, le=51, description="H.264 quality for files (lower is better).")
+    watermark: bool = Field(
+        True, description="Invisible AI-disclosure watermark + metadata tags in encoded video."
+    )
 
 
 class VoiceSettings(BaseModel):
@@ -53,6 +56,17 @@ class LimitSettings(BaseModel):
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_audio_seconds: float = Field(
         600.0, gt=0, description="Longest speech file `anima say --audio` accepts."
+    )
+    require_consent: bool = Field(
+        True,
+        description="Refuse stored avatars with no recorded likeness consent (the built-in"
+        " sample portrait is public domain and always allowed). Turn off only deliberately.",
+    )
+    max_audio_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="Speech file size cap.")
+    max_audio_rate: int = Field(192_000, ge=8_000, description="Highest sample rate (Hz).")
+    max_audio_channels: int = Field(6, ge=1, le=64, description="Most channels in a speech file.")
+    decode_timeout: float = Field(
+        60.0, gt=0, description="Seconds an untrusted media decode may take before it is stopped."
     )
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     min_face_pixels: int = Field(
@@ -104,6 +118,13 @@ class PersonaSettings(BaseModel):
     name: str = "Ava"
     role: str = "a friendly front-desk assistant"
     greeting: str = "Hello! I'm {name}. How can I help you today?"
+    disclose_ai: bool = Field(
+        True, description="Say in the greeting that the avatar is AI-generated (keep it on)."
+    )
+    ai_disclosure: str = Field(
+        "Just so you know, I'm an AI-generated assistant.",
+        description="The disclosure sentence added to the greeting when disclose_ai is on.",
+    )
     style: str = "warm, clear and brief; plain spoken language, no lists or markup"
     language: str = "English"
     max_words: int = Field(60, ge=5, le=1000, description="Cap on one spoken reply.")
@@ -362,8 +383,9 @@ class Settings(BaseSettings):
         if path is not None:
             try:
                 file_values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ValueError(f"cannot read config {path}: {exc}") from exc
+            except (OSError, tomllib.TOMLDecodeError, RecursionError) as exc:
+                # RecursionError: arrays nested thousands deep (found by tests/fuzz).
+                raise ValueError(f"cannot read config {path}: {exc or 'nested too deep'}") from exc
         env = cls()  # environment and defaults
         merged = _deep_merge(file_values, env.model_dump(exclude_unset=True))
         return cls.model_validate(_deep_merge(merged, overrides))

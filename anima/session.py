@@ -111,7 +111,7 @@ async def say_to_file(
     animator = FaceAnimator.from_settings(avatar, r)
     estimate = lead_in + lead_out + len(text) * _SECONDS_PER_CHAR
     tmp = out.with_name(out.name + ".part.mp4")
-    writer = Mp4Writer(tmp, r.size, r.fps, crf=r.crf)
+    writer = Mp4Writer(tmp, r.size, r.fps, crf=r.crf, watermark=r.watermark)
     try:
         async with speaking_pipeline(voice, animator, clock) as pipe:
             turn = pipe.next_turn()
@@ -175,11 +175,21 @@ async def say_audio_to_file(
     There are no phoneme timings: the audio-to-mouth network (:mod:`anima.lipsync.neural`)
     drives the lips. The file is decoded to 16 kHz mono; silence pads both ends.
     """
-    from anima.lipsync.audio_stage import load_speech, speech_chunks
+    from anima.lipsync.audio_stage import AudioLimits, load_speech, speech_chunks
     from anima.lipsync.neural import SAMPLE_RATE, NeuralLipSync
 
     started = time.perf_counter()
-    pcm = load_speech(audio, settings.limits.max_audio_seconds)
+    lim = settings.limits
+    pcm = load_speech(
+        audio,
+        limits=AudioLimits(
+            lim.max_audio_seconds,
+            lim.max_audio_bytes,
+            lim.max_audio_rate,
+            lim.max_audio_channels,
+            lim.decode_timeout,
+        ),
+    )
     r = settings.render
     sr = SAMPLE_RATE
     clock = MediaClock(sr, r.fps)
@@ -189,7 +199,7 @@ async def say_audio_to_file(
     total = len(pcm) / sr
     animator = FaceAnimator.from_settings(avatar, r)
     tmp = out.with_name(out.name + ".part.mp4")
-    writer = Mp4Writer(tmp, r.size, r.fps, crf=r.crf)
+    writer = Mp4Writer(tmp, r.size, r.fps, crf=r.crf, watermark=r.watermark)
     stages = [LipSyncStage(clock, NeuralLipSync()), RenderStage(animator)]
     try:
         async with Pipeline(stages, maxsize=16) as pipe:

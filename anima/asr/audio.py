@@ -29,8 +29,7 @@ def check_pcm(pcm: object, sample_rate: int, channels: int = 1) -> np.ndarray:
         raise AudioError(f"audio must be a numpy array, not {type(pcm).__name__}")
     if not isinstance(sample_rate, int | np.integer) or not MIN_RATE <= sample_rate <= MAX_RATE:
         raise AudioError(f"sample rate {sample_rate!r} is outside {MIN_RATE}..{MAX_RATE} Hz")
-    if not 1 <= channels <= MAX_CHANNELS:
-        raise AudioError(f"{channels} channels; 1..{MAX_CHANNELS} are supported")
+    _check_channels(channels)
     if pcm.dtype == np.int16:
         data = pcm
     elif pcm.dtype in (np.float32, np.float64):
@@ -48,8 +47,15 @@ def check_pcm(pcm: object, sample_rate: int, channels: int = 1) -> np.ndarray:
     raise AudioError(f"audio shape {pcm.shape} does not match {channels} channel(s)")
 
 
+def _check_channels(channels: object) -> None:
+    # Checked before any arithmetic with it: 0 channels divided by zero (found by tests/fuzz).
+    if not isinstance(channels, int | np.integer) or not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"{channels!r} channels; 1..{MAX_CHANNELS} are supported")
+
+
 def pcm_from_bytes(data: bytes, sample_rate: int, channels: int = 1) -> np.ndarray:
     """Little-endian int16 PCM bytes (what WebSocket clients send) as a checked array."""
+    _check_channels(channels)
     if len(data) % (2 * channels):
         raise AudioError(
             f"{len(data)} bytes is not a whole number of 16-bit {channels}-channel samples"

@@ -63,4 +63,32 @@ def run_bench(args: argparse.Namespace, settings: Settings, err: Console) -> int
             sessions=args.sessions,
             turns=args.turns,
         )
+    if args.bench_command == "e2e":
+        from anima.bench.e2e import bench_e2e
+
+        return bench_e2e(
+            args.out,
+            settings,
+            err,
+            turns=args.turns,
+            backend=args.backend,
+            baselines=not args.no_baselines,
+            listen=args.listen,
+        )
+    if args.bench_command == "quality":
+        from anima.bench.quality import bench_quality
+
+        return bench_quality(args.out, settings, err)
+    if args.bench_command == "wav2lip":
+        from anima.bench.wav2lip_cost import bench_wav2lip
+
+        return bench_wav2lip(args.out, settings, err, reps=args.reps, full=not args.no_full)
+    if args.bench_command == "memory":
+        from anima.bench.memory import bench_memory
+
+        return bench_memory(args.out, settings, err, seconds=args.seconds, soak=args.soak)
+    if args.bench_command == "report":
+        from anima.bench.report import bench_report
+
+        return bench_report(args.out, err)
     raise ValueError(f"unknown benchmark {args.bench_command!r}")

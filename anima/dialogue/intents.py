@@ -26,7 +26,14 @@ from typing import Any
 
 import yaml
 
-from anima.dialogue.knowledge import Analyzer, KnowledgeError, LexicalIndex, fold
+from anima.dialogue.knowledge import (
+    Analyzer,
+    KnowledgeError,
+    LexicalIndex,
+    fold,
+    load_yaml,
+    scalar_text,
+)
 from anima.frames import EMOTIONS
 
 
@@ -65,9 +72,10 @@ class IntentMatcher:
         if folder is not None:
             for path in sorted(Path(folder).rglob("*.y*ml")):
                 try:
-                    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-                    raise KnowledgeError(f"cannot read {path.name}: {exc}") from exc
+                    data = load_yaml(path.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+                    why = " ".join(str(exc).split()) or "nested too deep"  # one line
+                    raise KnowledgeError(f"cannot read {path.name}: {why}") from exc
                 if isinstance(data, dict) and "intents" in data:
                     intents += parse_intents(data["intents"], path.name)
         names = [i.name for i in intents]
@@ -105,15 +113,20 @@ def parse_intents(data: Any, source: str) -> list[Intent]:
         if isinstance(examples, str):
             examples = [examples]
         if not examples:
-            raise KnowledgeError(f"{source}: intent {item['name']!r} needs examples")
-        emotion = str(item.get("emotion", "neutral"))
+            raise KnowledgeError(f"{source}: intent {n} needs examples")
+        where = f"{source}: intent {n}"
+        name, answer = scalar_text(item["name"], where), scalar_text(item["answer"], where)
+        if not isinstance(examples, list):
+            raise KnowledgeError(f"{where}: 'examples' must be a list of sentences")
+        examples = [scalar_text(e, where) for e in examples]
+        emotion = scalar_text(item.get("emotion", "neutral"), where)
         if emotion not in EMOTIONS:
-            raise KnowledgeError(f"{source}: intent {item['name']!r}: unknown emotion {emotion!r}")
+            raise KnowledgeError(f"{source}: intent {name!r}: unknown emotion {emotion!r}")
         out.append(
             Intent(
-                name=str(item["name"]),
-                examples=tuple(str(e) for e in examples),
-                answer=" ".join(str(item["answer"]).split()),
+                name=name,
+                examples=tuple(examples),
+                answer=" ".join(answer.split()),
                 handoff=bool(item.get("handoff", False)),
                 emotion=emotion,
             )

@@ -195,7 +195,8 @@ class LexicalIndex:
         self._docs = [Counter(analyzer.words(d)) for d in documents]
         self._lengths = [sum(c.values()) for c in self._docs]
         n = len(self._docs)
-        self._avg = (sum(self._lengths) / n) if n else 1.0
+        # "or 1.0": documents with no words at all (a heading of "#"s) must not divide by zero.
+        self._avg = ((sum(self._lengths) / n) if n else 1.0) or 1.0
         df: Counter[str] = Counter()
         for doc in self._docs:
             df.update(doc.keys())
@@ -306,12 +307,14 @@ class KnowledgeBase:
                 elif suffix == ".csv":
                     passages.extend(parse_csv(path.read_text(encoding="utf-8-sig"), rel))
                 elif suffix in (".yaml", ".yml"):
-                    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                    data = load_yaml(path.read_text(encoding="utf-8"))
                     passages.extend(parse_yaml(data, rel))
                     if isinstance(data, dict) and data.get("synonyms"):
                         synonyms.extend(_synonym_groups(data["synonyms"], rel))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error) as exc:
-                raise KnowledgeError(f"cannot read {rel}: {exc}") from exc
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error, RecursionError) as exc:
+                # RecursionError: YAML nested thousands deep (found by tests/fuzz).
+                why = " ".join(str(exc).split()) or "nested too deep"  # YAML errors span lines
+                raise KnowledgeError(f"cannot read {rel}: {why}") from exc
         return cls(passages, synonyms)
 
     def __len__(self) -> int:
@@ -442,7 +445,12 @@ def parse_yaml(data: Any, source: str) -> list[Passage]:
             raise KnowledgeError(f"{source}: item {n} is not a mapping with q and a")
         q = next((item[k] for k in _Q_KEYS if k in item), None)
         a = next((item[k] for k in _A_KEYS if k in item), None)
-        questions = tuple(str(x).strip() for x in ([q] if isinstance(q, str) else q or []))
+        if isinstance(q, dict):
+            raise KnowledgeError(f"{source}: item {n}: the question must be text or a list")
+        where = f"{source}: item {n}"
+        questions = tuple(
+            scalar_text(x, where).strip() for x in ([q] if isinstance(q, str) else q or [])
+        )
         if not questions or not isinstance(a, str | int | float) or not str(a).strip():
             raise KnowledgeError(f"{source}: item {n} needs a question and an answer")
         pid = f"{source}:{item.get('id', n)}"
@@ -453,4 +461,24 @@ def parse_yaml(data: Any, source: str) -> list[Passage]:
 def _synonym_groups(data: Any, source: str) -> list[list[str]]:
     if not isinstance(data, list) or not all(isinstance(g, list) for g in data):
         raise KnowledgeError(f"{source}: 'synonyms' must be a list of lists of words")
-    return [[str(w) for w in g] for g in data]
+    return [[scalar_text(w, f"{source}: synonyms") for w in g] for g in data]
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text as data with the safe loader, libyaml's C version when present.
+
+    The pure-Python loader takes seconds on a few KB nested thousands deep (found by
+    tests/fuzz); libyaml parses the same in milliseconds.
+    """
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+
+
+def scalar_text(value: Any, where: str) -> str:
+    """``value`` as text if it is a YAML scalar; a list or mapping is a :class:`KnowledgeError`.
+
+    Never ``str()`` a container from YAML: anchors and aliases (``*a``) let a few hundred bytes
+    stand for a structure whose text is gigabytes long (found by tests/fuzz).
+    """
+    if value is None or isinstance(value, list | dict | set | tuple):
+        raise KnowledgeError(f"{where}: expected a word or sentence, not {type(value).__name__}")
+    return str(value)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from anima.config import PersonaSettings
+from anima.dialogue.knowledge import load_yaml
 from anima.frames import EMOTIONS
 
 VISITOR_OPEN = "<visitor>"
@@ -39,6 +40,8 @@ class Persona:
     name: str
     role: str
     greeting: str
+    disclose_ai: bool
+    ai_disclosure: str
     style: str
     language: str
     max_words: int
@@ -64,6 +67,9 @@ class Persona:
         for key, value in values.items():
             if isinstance(value, str):
                 values[key] = " ".join(value.format_map(subst).split())
+        if values["disclose_ai"] and values["ai_disclosure"]:
+            # AI disclosure (EU AI Act art. 50, deep-synthesis labelling): said up front.
+            values["greeting"] = f"{values['greeting']} {values['ai_disclosure']}".strip()
         return cls(**values)
 
     @classmethod
@@ -140,15 +146,17 @@ class Persona:
 
 def _with_file(settings: PersonaSettings, path: Path) -> PersonaSettings:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PersonaError(f"cannot read persona {path}: {exc}") from exc
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        why = " ".join(str(exc).split()) or "nested too deep"  # YAML errors span lines
+        raise PersonaError(f"cannot read persona {path}: {why}") from exc
     if not isinstance(data, dict):
         raise PersonaError(f"persona {path}: expected a mapping of persona keys")
     known = {f.name for f in fields(Persona)}
-    unknown = sorted(set(data) - known - {"file"})
+    # str(): YAML keys may be numbers or dates, which do not sort with strings.
+    unknown = sorted(map(str, set(data) - known - {"file"}))
     if unknown:
-        raise PersonaError(f"persona {path}: unknown key(s) {', '.join(map(str, unknown))}")
+        raise PersonaError(f"persona {path}: unknown key(s) {', '.join(unknown)}")
     try:
         return PersonaSettings.model_validate(
             {**settings.model_dump(exclude={"file"}), **data, "file": None}

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from anima.config import PersonaSettings, Settings, _deep_merge
 from anima.engine.session import Listening, Media, Session, SessionClosed
 from anima.pipeline import Clock, run_blocking
-from anima.render.avatar import Avatar, AvatarStore
+from anima.render.avatar import Avatar, AvatarError, AvatarStore
 
 if TYPE_CHECKING:
     from anima.dialogue.agent import Agent
@@ -211,6 +211,13 @@ class Engine:
             raise ValueError(f"an avatar is a name or an Avatar, not {type(spec).__name__}")
         if spec not in self._avatar_cache:
             avatar = await run_blocking(self.avatars.get, spec)
+            if avatar.consent is None and self.settings.limits.require_consent:
+                # Likeness consent (issue 9): checked where every session resolves a stored
+                # avatar by name, so the server, kiosk and SDK paths all refuse it alike.
+                raise AvatarError(
+                    f"avatar {spec!r} has no recorded likeness consent; add it again with "
+                    "`anima avatar add --consent-by NAME` (or set limits.require_consent = false)"
+                )
             if len(self._avatar_cache) >= 16:  # bounded: forget the oldest
                 self._avatar_cache.pop(next(iter(self._avatar_cache)))
             self._avatar_cache[spec] = avatar

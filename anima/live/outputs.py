@@ -25,6 +25,7 @@ import av
 import numpy as np
 from prometheus_client import Counter, Histogram
 
+from anima import watermark
 from anima.media import AUDIO_RATE
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class EncoderConfig:
     audio_bitrate: int = 128_000
     zerolatency: bool = True
     threads: int = 0  # x264 threads; 0 lets x264 choose
+    watermark: bool = True  # invisible AI-disclosure mark in every frame + metadata tags
 
     @property
     def gop(self) -> int:
@@ -141,6 +143,9 @@ class SharedEncoder:
         """Encode video frame ``index`` and its audio block (first sample ``pts`` at ``rate``)."""
         t0 = time.perf_counter()
         out: list[Chunk] = []
+        if self.cfg.watermark:
+            # Marked once here, so RTMP, HLS and MP4 outputs all carry it.
+            image = watermark.embed(image)
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         vf.pts, vf.time_base = index, Fraction(1, self.cfg.fps)
         out += [Chunk.of("video", p) for p in self.video.encode(vf)]
@@ -189,6 +194,8 @@ class Output:
 
 def _open(target: str, fmt: str, encoder: SharedEncoder, options: dict[str, str], **kw: object):
     container = av.open(target, "w", format=fmt, options=options, **kw)
+    if encoder.cfg.watermark:
+        container.metadata.update(watermark.METADATA)  # machine-readable AI disclosure
     streams = {
         "video": container.add_stream_from_template(encoder.video),
         "audio": container.add_stream_from_template(encoder.audio),

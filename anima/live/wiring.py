@@ -45,6 +45,7 @@ def encoder_config(settings: Settings, *, live: bool) -> EncoderConfig:
         preset=lv.preset,
         audio_bitrate=lv.audio_bitrate,
         zerolatency=live,
+        watermark=settings.render.watermark,
     )
 
 

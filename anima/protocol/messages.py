@@ -93,7 +93,7 @@ def parse_text(data: str) -> dict[str, Any]:
     """A client JSON message as a dict with a known ``type`` (ProtocolError otherwise)."""
     try:
         msg = json.loads(data)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
         raise ProtocolError("bad_json", f"the message is not valid JSON: {exc}") from None
     if not isinstance(msg, dict):
         raise ProtocolError("bad_message", "a message must be a JSON object with a 'type'")

@@ -41,6 +41,24 @@ class PhotoLimits:
     min_face_pixels: int = 80
 
 
+@dataclass(frozen=True)
+class Consent:
+    """Who attested that the pictured person agreed to this avatar, and when (UTC, ISO 8601)."""
+
+    by: str
+    at: str
+
+    @classmethod
+    def now(cls, by: str) -> Consent:
+        """A consent attested by ``by`` at the current time."""
+        from datetime import UTC, datetime
+
+        by = " ".join(str(by).split())
+        if not by:
+            raise AvatarError("--consent-by needs the name of the person attesting consent")
+        return cls(by[:200], datetime.now(UTC).isoformat(timespec="seconds"))
+
+
 @dataclass
 class Avatar:
     """A prepared face: the working image (RGB, square) and its 478 landmarks in that image.
@@ -52,6 +70,7 @@ class Avatar:
     image: np.ndarray
     landmarks: np.ndarray
     notes: list[str] = field(default_factory=list)
+    consent: Consent | None = None  # None: nobody attested the likeness may be used
 
     @property
     def work_size(self) -> int:
@@ -64,6 +83,8 @@ class Avatar:
         Image.fromarray(self.image).save(folder / "face.png")
         np.save(folder / "landmarks.npy", self.landmarks.astype(np.float32))
         meta = {"version": _FORMAT_VERSION, "name": self.name, "notes": self.notes}
+        if self.consent is not None:
+            meta["consent"] = {"by": self.consent.by, "at": self.consent.at}
         (folder / "avatar.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod
@@ -77,7 +98,13 @@ class Avatar:
             raise AvatarError(f"avatar in {folder} is missing or damaged: {exc}") from exc
         if meta.get("version") != _FORMAT_VERSION or landmarks.shape != (478, 2):
             raise AvatarError(f"avatar in {folder} has an old format; add it again")
-        return cls(meta["name"], image, landmarks, list(meta.get("notes", [])))
+        c = meta.get("consent")
+        consent = (
+            Consent(str(c["by"]), str(c["at"]))
+            if isinstance(c, dict) and c.get("by") and c.get("at")
+            else None
+        )
+        return cls(meta["name"], image, landmarks, list(meta.get("notes", [])), consent)
 
 
 def read_photo(source: Path | bytes, limits: PhotoLimits = PhotoLimits()) -> np.ndarray:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 1024
 MAX_DC_MESSAGE = 8 * 1024
+MAX_PENDING = 8  # data-channel requests waiting on the session (``say`` waits when it is full)
 
 
 class SignallingError(ValueError):
@@ -95,6 +96,7 @@ class RtcSession:
         self._early: deque[dict[str, Any]] = deque(maxlen=32)  # events before the channel opens
         self._audio_started = False
         self._tasks: set[asyncio.Task] = set()
+        self._commands = 0  # ask/say/interrupt requests still being carried out
         self._closed = asyncio.Event()
         self._closing = False
         self._on_closed = on_closed
@@ -128,7 +130,7 @@ class RtcSession:
             return
         try:
             parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, AssertionError) as exc:  # aiortc asserts on bad lines
             raise SignallingError(f"the ICE candidate is malformed: {candidate[:80]!r}") from exc
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = index
@@ -174,6 +176,9 @@ class RtcSession:
             self.send({"type": "pong", "t": msg.get("t")})
             return
         self.touch()
+        if kind in ("ask", "say", "interrupt") and self._commands >= MAX_PENDING:
+            self.send({"type": "error", "stage": "input", "message": "too many requests at once"})
+            return
         if kind == "ask" and isinstance(msg.get("text"), str) and msg["text"].strip():
             self._spawn(self._guard(self.session.ask(msg["text"]), "ask"), "ask")
         elif kind == "say" and isinstance(msg.get("text"), str) and msg["text"].strip():
@@ -186,10 +191,13 @@ class RtcSession:
             self.send({"type": "error", "stage": "input", "message": f"unknown message {kind!r}"})
 
     async def _guard(self, work: Awaitable[Any], what: str) -> None:
+        self._commands += 1
         try:
             await work
         except ValueError as exc:  # empty/over-long text and the like: the user's mistake
             self.send({"type": "error", "stage": "input", "message": f"{what}: {exc}"})
+        finally:
+            self._commands -= 1
 
     # --- outbound -----------------------------------------------------------------------
 

@@ -104,7 +104,13 @@ async def conversation(client, engine, url):
     assert "malformed" in (await client.wait_event("error"))["message"]
     client.send({"type": "ping", "t": 1})
     assert (await client.wait_event("pong"))["t"] == 1
+    client.send({"type": "dance"})
+    assert "unknown message 'dance'" in (await client.wait_event("error"))["message"]
     async with httpx.AsyncClient(base_url=url) as http:
+        ice = f"/api/sessions/{client.session_id}/ice"
+        r = await http.post(ice, json={"candidate": "candidate:garbage"})
+        assert r.status_code == 400 and "malformed" in r.json()["message"]
+        assert (await http.post(ice, json={"candidate": ""})).status_code == 204  # end of list
         listed = (await http.get("/api/sessions")).json()["sessions"]
         assert [s["id"] for s in listed] == [client.session_id]
         assert listed[0]["connection"] == "connected"
