@@ -24,8 +24,9 @@ arrives the client lets the reply play for ``--listen`` seconds and then sends `
 20 turns fit in a few minutes; every measured part is over by then.
 
 Baselines, in the same run with the same engine components (voice, recogniser, brain, face
-animator), in process, one turn at a time on the same recorded questions; the transport figure
-measured above (its median) is added so they are comparable to ``client_audio``:
+animator), in process, one turn at a time on the same recorded questions, with an idle video
+session streaming alongside (see :mod:`anima.bench.baselines`); the transport figure measured
+above (its median) is added so they are comparable to ``client_audio``:
 
 (a) **sequential cascade**: fixed 500 ms VAD silence, no speculative decode; the whole
     transcript, then the whole reply (every phrase), then TTS of the whole reply, then lip-sync

@@ -66,7 +66,7 @@ class Persona:
         subst = _Keep(name=values["name"], role=values["role"])
         for key, value in values.items():
             if isinstance(value, str):
-                values[key] = " ".join(value.format_map(subst).split())
+                values[key] = " ".join(_fill(value, subst).split())
         if values["disclose_ai"] and values["ai_disclosure"]:
             # AI disclosure (EU AI Act art. 50, deep-synthesis labelling): said up front.
             values["greeting"] = f"{values['greeting']} {values['ai_disclosure']}".strip()
@@ -142,6 +142,15 @@ class Persona:
     def instructions(self) -> str:
         """The fixed instruction part of the system prompt (what must never be echoed)."""
         return self.system_prompt()
+
+
+def _fill(text: str, subst: _Keep) -> str:
+    # Operator text with a lone brace or "{0}" is said as written rather than failing the
+    # start (found by tests/fuzz: "yes{" raised ValueError).
+    try:
+        return text.format_map(subst)
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError):
+        return text
 
 
 def _with_file(settings: PersonaSettings, path: Path) -> PersonaSettings:

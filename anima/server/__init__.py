@@ -1,1 +1,11 @@
-"""HTTP/WebSocket API, WebRTC sessions and RTMP/HLS output (planned; see issues 5-7)."""
+"""``anima serve``: browser chat over WebRTC.
+
+- :mod:`anima.server.app` — the ASGI app (FastAPI): the page, signalling, REST API, metrics;
+- :mod:`anima.server.rtc` — one conversation: an aiortc peer connection around an engine
+  session (mic in, avatar audio + video + events out, one teardown path);
+- :mod:`anima.server.tracks` — the outgoing tracks, their shared audio-clock pacer, the mic reader;
+- :mod:`anima.server.registry` — open conversations, limits, idle/connect/heartbeat timeouts;
+- :mod:`anima.server.auth` — session tokens, the operator key, coturn TURN credentials;
+- :mod:`anima.server.client` — a Python WebRTC client (tests, ``anima bench rtc``);
+- ``static/`` — the page (plain HTML/JS/CSS).
+"""

@@ -50,6 +50,12 @@ async def connected(url: str, **options):
         await client.close()
 
 
+async def input_error(client: RtcClient, message: str) -> None:
+    """Wait for the data channel's error event with ``message`` (others may come first)."""
+    while (await client.wait_event("error", stage="input"))["message"] != message:
+        pass
+
+
 async def until(predicate, within: float = 20.0, what: str = "condition") -> None:
     deadline = time.monotonic() + within
     while not predicate():
@@ -101,11 +107,11 @@ async def conversation(client, engine, url):
     assert client.latencies[0] > 0  # how long it takes is for `anima bench rtc`, not a test
     # The data channel refuses junk with an error event and keeps going.
     client.channel.send("{not json")
-    assert "malformed" in (await client.wait_event("error"))["message"]
+    await input_error(client, "malformed JSON message")
     client.send({"type": "ping", "t": 1})
     assert (await client.wait_event("pong"))["t"] == 1
     client.send({"type": "dance"})
-    assert "unknown message 'dance'" in (await client.wait_event("error"))["message"]
+    await input_error(client, "unknown message 'dance'")
     async with httpx.AsyncClient(base_url=url) as http:
         ice = f"/api/sessions/{client.session_id}/ice"
         r = await http.post(ice, json={"candidate": "candidate:garbage"})
