@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import fuzz  # noqa: E402
+from fuzz_helpers import fuzz  # noqa: E402
 
 from anima.asr.audio import AudioError, Resampler, check_pcm, pcm_from_bytes  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import fuzz, regression_files  # noqa: E402
+from fuzz_helpers import fuzz, regression_files  # noqa: E402
 
 from anima.dialogue.intents import IntentMatcher  # noqa: E402
 from anima.dialogue.knowledge import KnowledgeBase, KnowledgeError  # noqa: E402

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import fuzz, regression_files  # noqa: E402
+from fuzz_helpers import fuzz, regression_files  # noqa: E402
 
 from anima.lipsync.audio_stage import AudioFileError, AudioLimits, load_speech  # noqa: E402
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import fuzz, regression_files  # noqa: E402
+from fuzz_helpers import fuzz, regression_files  # noqa: E402
 
 from anima.live.script import Line, Pause, ScriptError, load_script  # noqa: E402
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "engine"))
-from conftest import fuzz, regression_files  # noqa: E402
 from engine_helpers import make_engine  # noqa: E402
+from fuzz_helpers import fuzz, regression_files  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from anima.protocol import ProtocolServer  # noqa: E402

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import fuzz, regression_files  # noqa: E402
+from fuzz_helpers import fuzz, regression_files  # noqa: E402
 
 from anima.render.avatar import AvatarError, PhotoLimits, read_photo  # noqa: E402
 

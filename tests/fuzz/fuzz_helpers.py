@@ -1,4 +1,4 @@
-"""Shared settings of the fuzz suite: a quick CI pass and a ``slow`` pass with more examples.
+"""Shared helpers of the fuzz suite: a quick CI pass and a ``slow`` pass with more examples.
 
 Every property is written once and turned into two tests by :func:`fuzz`: ``<name>`` with
 ``FAST`` examples (the whole suite stays within about a minute on two cores) and
