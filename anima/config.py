@@ -34,6 +34,9 @@ class RenderSettings(BaseModel):
     watermark: bool = Field(
         True, description="Invisible AI-disclosure watermark + metadata tags in encoded video."
     )
+    frame_timeout: float = Field(
+        2.0, gt=0, description="Seconds one session frame may take to render before it is skipped."
+    )
 
 
 class VoiceSettings(BaseModel):
@@ -45,6 +48,9 @@ class VoiceSettings(BaseModel):
     model: Path | None = Field(None, description="A Piper .onnx voice; default: the embedded one.")
     length_scale: float = Field(1.0, gt=0.3, le=3.0, description="Above 1 speaks slower.")
     sentence_silence: float = Field(0.15, ge=0.0, le=2.0, description="Pause between sentences.")
+    timeout: float = Field(
+        20.0, gt=0, description="Seconds one sentence may take to synthesise before it fails."
+    )
 
 
 class LimitSettings(BaseModel):
@@ -233,6 +239,9 @@ class ListenSettings(BaseModel):
     barge_in: float = Field(0.12, ge=0.064, le=2.0, description="Speech that cuts the avatar off.")
     echo_threshold: float = Field(0.7, gt=0.0, le=1.0, description="Correlation that marks echo.")
     echo_max_lag: float = Field(0.25, ge=0.0, le=1.0, description="Longest playback-to-mic delay.")
+    decode_timeout: float = Field(
+        20.0, gt=0, description="Seconds one decode may take before the turn fails with an apology."
+    )
 
 
 class LiveSettings(BaseModel):
@@ -322,7 +331,9 @@ class ServerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
 
-    host: str = Field("127.0.0.1", description="Listen address; loopback unless exposed on purpose.")
+    host: str = Field(
+        "127.0.0.1", description="Listen address; loopback unless exposed on purpose."
+    )
     port: int = Field(8765, ge=0, le=65535, description="Listen port; 0 picks a free one.")
     max_sessions: int = Field(4, ge=1, le=10_000, description="Open sessions; more get 'busy'.")
     idle_timeout: float = Field(
