@@ -346,6 +346,16 @@ class ServerSettings(BaseModel):
         None, description="When set, clients must present it (WebSocket hello 'token')."
     )
     jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of video frames.")
+    max_sessions_per_client: int = Field(
+        2, ge=1, le=10_000, description="Open sessions per client address (or token); more: busy."
+    )
+    messages_per_second: float = Field(
+        100.0, gt=0, description="Average client messages a second (mic frames included)."
+    )
+    message_burst: int = Field(200, ge=1, description="Messages a client may send at once.")
+    max_speech_seconds: float = Field(
+        3600.0, gt=0, description="Mic audio one session may send; more is refused."
+    )
 
 
 class Settings(BaseSettings):

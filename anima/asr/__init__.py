@@ -94,4 +94,5 @@ def listener_config(listen: ListenSettings) -> ListenerConfig:
         barge_in=s.barge_in,
         echo_threshold=s.echo_threshold,
         echo_max_lag=s.echo_max_lag,
+        decode_timeout=s.decode_timeout,
     )

@@ -85,6 +85,7 @@ class ListenerConfig:
     barge_in: float = 0.12
     echo_threshold: float = 0.7
     echo_max_lag: float = 0.25
+    decode_timeout: float | None = None  # seconds one decode may take; None: no limit
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,17 @@ class BargeInEvent:
     at: float
 
 
-ListenEvent = SpeechStart | SpeechEnd | Partial | Final | BargeInEvent
+@dataclass(frozen=True)
+class DecodeFailed:
+    """The recogniser raised, hung past ``decode_timeout`` or returned garbage on a final.
+
+    The utterance's :class:`Final` still follows (with empty text), so the turn is closed.
+    """
+
+    message: str
+
+
+ListenEvent = SpeechStart | SpeechEnd | Partial | Final | BargeInEvent | DecodeFailed
 
 
 @dataclass
@@ -379,14 +390,30 @@ class Listener:
         self._task = asyncio.get_running_loop().create_task(self._decode(job))
 
     async def _decode(self, job: _Job) -> None:
+        failed = ""
         try:
-            job.result = await run_blocking(self.recognizer.transcribe, job.audio)
+            # The timeout frees the listener, not the executor thread: a recogniser that hangs
+            # for good keeps its thread, but the conversation goes on without it.
+            result = await asyncio.wait_for(
+                run_blocking(self.recognizer.transcribe, job.audio), self.config.decode_timeout
+            )
+            if not isinstance(result, Recognition) or not isinstance(result.text, str):
+                raise TypeError(f"the recogniser returned {type(result).__name__}, not text")
+            job.result = result
+        except TimeoutError:
+            failed = f"speech recognition took over {self.config.decode_timeout:g} s"
         except Exception as exc:  # a failed decode must not stop listening
-            log.warning("ASR %s decode failed: %s", job.kind, exc)
-            job.result = Recognition("", "", len(job.audio) / RATE, 0.0)
+            failed = f"speech recognition failed: {exc}"
         finally:
             self._task = None
             self._running = None
+        if failed:
+            log.warning("ASR %s decode: %s", job.kind, failed)
+            job.result = Recognition("", "", len(job.audio) / RATE, 0.0)
+            if job.kind != "final":
+                self._pump()  # a lost partial or speculation is only a missed shortcut
+                return
+            self._ready.append(DecodeFailed(failed))
         self._finished(job)
         self._pump()
 

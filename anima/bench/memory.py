@@ -12,7 +12,8 @@ peak resident set (``ru_maxrss``) belongs to that run alone:
 - **soak** (``--soak`` seconds, default 600; 0 skips it): one video session holding a
   conversation (typed questions through the brain, answers spoken and rendered, JPEG-encoded)
   for the whole time; RSS is sampled about 60 times. Growth = last sample - first sample after
-  the warm-up (the first tenth), and the least-squares slope in MB per minute.
+  the warm-up (the first tenth), and the least-squares slope in MB per minute; the same over
+  the second half tells a leak (still rising) from caches filling up and levelling off.
 
 JSON in ``<out>/memory.json``.
 """
@@ -74,13 +75,19 @@ def growth(samples: list[tuple[float, float]]) -> dict[str, float]:
     keep = t >= t[0] + 0.1 * (t[-1] - t[0])
     t, m = t[keep], m[keep]
     slope = float(np.polyfit(t, m, 1)[0] * 60) if len(t) >= 2 and np.ptp(t) > 0 else 0.0
+    # The second half tells a leak (still rising) from warm-up (caches filling, then flat).
+    half = t >= t[0] + 0.5 * (t[-1] - t[0])
+    th, mh = t[half], m[half]
+    slope2 = float(np.polyfit(th, mh, 1)[0] * 60) if len(th) >= 2 and np.ptp(th) > 0 else 0.0
     return {
+        "second_half_growth_mb": float(mh[-1] - mh[0]),
+        "second_half_slope_mb_per_min": slope2,
         "start_mb": float(m[0]),
         "end_mb": float(m[-1]),
         "max_mb": float(m.max()),
         "growth_mb": float(m[-1] - m[0]),
         "slope_mb_per_min": slope,
-        "seconds": float(t[-1] - t[0]),
+        "window_s": float(t[-1] - t[0]),
     }
 
 
@@ -127,14 +134,12 @@ async def _sessions_run(settings: Settings, n: int, seconds: float) -> dict[str,
             await asyncio.sleep(0.1)
             running = max(running, rss_mb())
         end = rss_mb()
-        for s in sessions:
-            await s.aclose()
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    finally:
+        # No teardown: the child exits right after printing (closing four loaded sessions can
+        # take minutes on a starved machine, and measures nothing).
+        del tasks
+    except BaseException:
         await engine.aclose()
+        raise
     return {
         "sessions": n,
         "seconds": seconds,
@@ -196,12 +201,10 @@ async def _soak_run(settings: Settings, seconds: float) -> dict[str, Any]:
                     samples.append((time.perf_counter() - t0, rss_mb()))
                     next_sample += every
         samples.append((time.perf_counter() - t0, rss_mb()))
-        await session.aclose()
-        consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer
-    finally:
+        del consumer  # no teardown: the child exits right after printing
+    except BaseException:
         await engine.aclose()
+        raise
     return {
         "seconds": seconds,
         "turns": turns,
@@ -214,13 +217,16 @@ async def _soak_run(settings: Settings, seconds: float) -> dict[str, Any]:
 
 def _child(args: list[str], timeout: float) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; its last stdout line is the JSON result."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "anima.bench.memory", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "GLOG_minloglevel": "2"},
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "anima.bench.memory", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "GLOG_minloglevel": "2"},
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"memory child {' '.join(args)} took over {timeout:.0f} s") from exc
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
@@ -252,24 +258,31 @@ def bench_memory(
         "sessions": {},
     }
     for n in counts:
-        run = _child(["sessions", str(n), str(seconds)], timeout=seconds + 180)
+        try:
+            run = _child(["sessions", str(n), str(seconds)], timeout=seconds + 180)
+        except RuntimeError as exc:  # one failed run must not lose the others
+            err.log(str(exc))
+            result["sessions"][str(n)] = {"error": str(exc)}
+            continue
         result["sessions"][str(n)] = run
         err.log(
             f"{n} session(s): RSS peak while talking {run['running_peak_mb']:.0f} MB, "
             f"process peak {run['peak_rss_mb']:.0f} MB (models loaded {run['rss_loaded_mb']:.0f} MB)"
         )
     if len(counts) > 1:
-        lo, hi = result["sessions"][str(counts[0])], result["sessions"][str(counts[-1])]
-        result["per_session_mb"] = (hi["peak_rss_mb"] - lo["peak_rss_mb"]) / (
-            counts[-1] - counts[0]
-        )
+        ok = [n for n in counts if "error" not in result["sessions"][str(n)]]
+        if len(ok) > 1:
+            lo, hi = result["sessions"][str(ok[0])], result["sessions"][str(ok[-1])]
+            span = ok[-1] - ok[0]
+            result["per_session_mb"] = (hi["running_peak_mb"] - lo["running_peak_mb"]) / span
     if soak > 0:
         run = _child(["soak", str(soak)], timeout=soak + 240)
         result["soak"] = run
         err.log(
             f"soak {soak:.0f} s, {run['turns']} turns: RSS {run['start_mb']:.0f} -> "
             f"{run['end_mb']:.0f} MB ({run['growth_mb']:+.1f} MB, "
-            f"{run['slope_mb_per_min']:+.2f} MB/min)"
+            f"{run['slope_mb_per_min']:+.2f} MB/min; second half "
+            f"{run['second_half_growth_mb']:+.1f} MB)"
         )
     result["load_average_end"] = os.getloadavg()
     path = write_result(out, "memory", result)
@@ -287,8 +300,8 @@ def main(argv: list[str]) -> int:
         res = asyncio.run(_soak_run(settings, float(argv[1])))
     else:
         raise SystemExit(f"unknown memory run {argv[0]!r}")
-    print(json.dumps(res))
-    return 0
+    print(json.dumps(res), flush=True)
+    os._exit(0)  # skip teardown of the loaded engine and sessions: nothing left to measure
 
 
 if __name__ == "__main__":

@@ -98,7 +98,8 @@ def e2e_section(name: str, r: dict[str, Any]) -> list[str]:
         ]
     la = r.get("load_average_start"), r.get("load_average_end")
     if all(la):
-        lines.append(f"Load average (1/5/15 min) at start {la[0]}, at end {la[1]}.")
+        start, end = ("/".join(f"{x:.1f}" for x in v) for v in la)
+        lines.append(f"Load average (1/5/15 min) at start {start}, at end {end}.")
     return [*lines, ""]
 
 
@@ -121,14 +122,16 @@ def other_sections(results: dict[str, dict[str, Any]]) -> list[str]:
         lines += [
             "### Renderer vs Wav2Lip-class generator (one CPU thread, per frame)",
             "",
-            "| | ms / frame p50 | ratio to ours |",
-            "|---|---:|---:|",
-            f"| ours ({w['config']['render_size']} px) | {w['ours_ms']['p50']:.1f} | 1 |",
+            "| generator | its ms / frame p50 | ours ms / frame p50 (interleaved) | ratio |",
+            "|---|---:|---:|---:|",
         ]
+        size = w["config"]["render_size"]
         for px, g in w["generator"].items():
+            ours = w["ours_ms"].get(px, w["ours_ms"])
             lines.append(
                 f"| Wav2Lip-class {px} px ({g['params'] / 1e6:.1f} M params) | "
-                f"{g['ms']['p50']:.1f} | {w['ratios'][px]:.0f}× |"
+                f"{g['ms']['p50']:.1f} | {ours.get('p50', float('nan')):.1f} ({size} px) | "
+                f"{w['ratios'][px]:.0f}× |"
             )
         lines.append("")
     m = results.get("memory")
@@ -140,6 +143,9 @@ def other_sections(results: dict[str, dict[str, Any]]) -> list[str]:
             "|---:|---:|---:|---:|",
         ]
         for n, run in m["sessions"].items():
+            if "error" in run:
+                lines.append(f"| {n} | {run['error']} | | |")
+                continue
             lines.append(
                 f"| {n} | {run['rss_loaded_mb']:.0f} | {run.get('running_peak_mb', 0):.0f} | "
                 f"{run['peak_rss_mb']:.0f} |"
@@ -150,7 +156,9 @@ def other_sections(results: dict[str, dict[str, Any]]) -> list[str]:
                 "",
                 f"Soak {soak['seconds']:.0f} s ({soak['turns']} turns): RSS {soak['start_mb']:.0f}"
                 f" → {soak['end_mb']:.0f} MB ({soak['growth_mb']:+.1f} MB, "
-                f"{soak['slope_mb_per_min']:+.2f} MB/min).",
+                f"{soak['slope_mb_per_min']:+.2f} MB/min); second half "
+                f"{soak.get('second_half_growth_mb', float('nan')):+.1f} MB "
+                f"({soak.get('second_half_slope_mb_per_min', float('nan')):+.2f} MB/min).",
             ]
         lines.append("")
     return lines
@@ -230,7 +238,7 @@ def plot_memory(m: dict[str, Any], path: Path) -> None:
     soak = m.get("soak")
     fig, axes = plt.subplots(1, 2 if soak else 1, figsize=(10 if soak else 5, 3.2))
     ax = axes[0] if soak else axes
-    ns = list(m["sessions"])
+    ns = [n for n, run in m["sessions"].items() if "error" not in run]
     ax.bar(ns, [m["sessions"][n].get("running_peak_mb", 0) for n in ns])
     ax.set_xlabel("sessions")
     ax.set_ylabel("RSS peak while talking (MB)")

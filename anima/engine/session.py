@@ -15,6 +15,7 @@ wait, the program keeps at most two utterances ahead of air, the outbox drops pi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from prometheus_client import Counter
 
-from anima.asr.listener import BargeInEvent, Final, Listener, Partial
+from anima.asr.listener import BargeInEvent, DecodeFailed, Final, Listener, Partial
 from anima.engine.air import FrameNote, Job, Outbox, ParamsFace, SessionAir, heard_chars
 from anima.events import (
     ErrorEvent,
@@ -150,7 +151,9 @@ class Session:
         self._ptt = False
         self._present = False
         self._last_greet = -1e9
-        self._render_failed = False
+        self._render_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._render_job: concurrent.futures.Future[Any] | None = None
+        self._faulted_turn = -1  # the last turn a fault was reported for (one report a turn)
 
     # -- properties --------------------------------------------------------------------------
 
@@ -182,7 +185,7 @@ class Session:
         render = await self._renderer(self._avatar_spec)
         self._captions = _Captions()
         self._lipsync = LipSyncStage(self._mediaclock)
-        self._pipe = Pipeline([SpeechStage(voice), self._captions, self._lipsync], maxsize=16)
+        self._pipe = Pipeline([SpeechStage(voice, engine.settings.voice.timeout), self._captions, self._lipsync], maxsize=16)
         self._program = Program(ahead=2)
         self._outbox = Outbox(loop, maxsize=int(_OUT_SECONDS * self.fps * 3))
         self._air = SessionAir(
@@ -232,6 +235,9 @@ class Session:
                 await self._pipe.__aexit__(None, None, None)
                 await self._listener.aclose()
                 self._outbox.close()
+                if self._render_pool is not None:
+                    # A hung render keeps its thread until it returns; nothing waits for it.
+                    self._render_pool.shutdown(wait=False, cancel_futures=True)
                 self._air.notes.clear()
             self._mic.clear()
             self._by_turn.clear()
@@ -451,18 +457,78 @@ class Session:
             return lambda k, shape, speaking: None
         animator = await self.engine.animator(spec)
         last: list[np.ndarray] = [np.full((s.size, s.size, 3), 128, np.uint8)]
+        want = (s.size, s.size, 3)
+        timeout = s.frame_timeout
+        if self._render_pool is None:
+            self._render_pool = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix=f"render-{self.id}"
+            )
+        pool = self._render_pool
 
         def render(k: int, shape: MouthShape, speaking: bool) -> np.ndarray:
+            # Runs on the air loop's thread; the renderer itself runs on the session's own
+            # render thread so a hang is bounded by ``render.frame_timeout``.
+            job = self._render_job
+            if job is not None and not job.done():
+                return last[0]  # still stuck on an earlier frame: repeat the last picture
             try:
-                last[0] = animator.render(k, shape, speaking)
+                job = self._render_job = pool.submit(animator.render, k, shape, speaking)
+                image = job.result(timeout=timeout)
+                if not isinstance(image, np.ndarray) or image.shape != want:
+                    got = getattr(image, "shape", type(image).__name__)
+                    raise ValueError(f"the renderer returned {got}, not a {want} picture")
+                if image.dtype != np.uint8:
+                    raise ValueError(f"the renderer returned {image.dtype} pixels, not uint8")
+                last[0] = image
+            except concurrent.futures.TimeoutError:
+                self._fault_threadsafe("render", f"a frame took over {timeout:g} s to render")
+            except RuntimeError as exc:
+                if self._closed:  # the pool was shut down under a frame at close
+                    return last[0]
+                self._fault_threadsafe("render", str(exc))
             except Exception as exc:  # a bad frame repeats the last picture, never stops air
-                if not self._render_failed:
-                    self._render_failed = True
-                    log.warning("render failed: %s", exc)
-                    self._outbox.put(ErrorEvent("render", str(exc), True))
+                self._fault_threadsafe("render", str(exc))
             return last[0]
 
         return render
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def _fault_threadsafe(self, source: str, message: str) -> None:
+        if self._closed:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._fault(source, message)
+        else:
+            self._loop.call_soon_threadsafe(self._fault, source, message)
+
+    def _fault(self, source: str, message: str) -> None:
+        """A backend failed mid-turn: report it once, cut the turn, apologise (loop thread)."""
+        if self._closed or not self._started:
+            return
+        on_air = self._program.playing()
+        job = on_air.source if isinstance(on_air, Utterance) else None
+        turn = job.turn if isinstance(job, Job) else 0
+        if turn == self._faulted_turn:
+            return  # one report per turn, not one per frame
+        self._faulted_turn = turn
+        log.warning("%s failed: %s", source, message)
+        self._event(ErrorEvent(source, message, True))
+        if isinstance(job, Job) and job.kind != "apology":
+            task = self._loop.create_task(self._apologise(), name=f"session:{self.id}:fault")
+            self._feeders.add(task)
+            task.add_done_callback(self._feeders.discard)
+
+    async def _apologise(self) -> None:
+        """Cut what is being said and say the persona's apology instead."""
+        if self._closed:
+            return
+        await self.interrupt("error")
+        assert self._jobs is not None
+        with contextlib.suppress(asyncio.QueueFull):
+            self._jobs.put_nowait(
+                Job("apology", self._agent.persona.apology, started=self.clock.now())
+            )
 
     # -- production --------------------------------------------------------------------------
 
@@ -674,6 +740,15 @@ class Session:
                 parts={"endpoint": m.endpoint_delay, "asr": m.asr_latency},
             )
             await self._enqueue(job)
+        elif isinstance(ev, DecodeFailed):
+            # The user spoke but could not be understood: say so, and keep listening.
+            self._event(ErrorEvent("listen", ev.message, True))
+            await self._interrupt_if_busy("error")
+            assert self._jobs is not None
+            with contextlib.suppress(asyncio.QueueFull):
+                self._jobs.put_nowait(
+                    Job("apology", self._agent.persona.apology, started=self.clock.now())
+                )
         elif isinstance(ev, BargeInEvent):
             on_air = self._program.playing()
             job = on_air.source if isinstance(on_air, Utterance) else None

@@ -22,6 +22,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from anima.engine import Engine, EngineBusy, Session
+from anima.ratelimit import ClientSlots, TokenBucket
 from anima.events import ErrorEvent, FaceParams
 from anima.frames import AudioFrame, VideoFrame
 from anima.pipeline import run_blocking
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 CONNECTIONS = Gauge("anima_ws_connections", "Open kiosk WebSocket connections.")
 ERRORS = Counter("anima_ws_errors_total", "Error frames sent to kiosk clients.", ["code"])
+RATE_LIMITED = Counter("anima_ws_rate_limited_total", "Client messages dropped over the rate.")
 
 _HARD_LIMIT_FACTOR = 4  # beyond limit x this, websockets closes with 1009 instead of an error frame
 _HELLO_TIMEOUT = 10.0  # seconds a new connection has to say hello
@@ -56,6 +58,7 @@ class ProtocolServer:
         self.host = host if host is not None else cfg.host
         self.port = port if port is not None else cfg.port
         self._server: Server | None = None
+        self.clients = ClientSlots(cfg.max_sessions_per_client)  # sessions per address
 
     async def start(self) -> int:
         """Start listening; returns the bound port (useful with port 0)."""
@@ -96,7 +99,7 @@ class ProtocolServer:
     async def _handle(self, ws: ServerConnection) -> None:
         CONNECTIONS.inc()
         try:
-            await Connection(ws, self.engine).run()
+            await Connection(ws, self.engine, self.clients).run()
         finally:
             CONNECTIONS.dec()
 
@@ -104,10 +107,19 @@ class ProtocolServer:
 class Connection:
     """One client: its session, its reader loop and its sender task."""
 
-    def __init__(self, ws: ServerConnection, engine: Engine) -> None:
+    def __init__(
+        self, ws: ServerConnection, engine: Engine, clients: ClientSlots | None = None
+    ) -> None:
         self.ws = ws
         self.engine = engine
-        self.cfg = engine.settings.server
+        self.cfg = cfg = engine.settings.server
+        self.clients = clients if clients is not None else ClientSlots(cfg.max_sessions_per_client)
+        remote = getattr(ws, "remote_address", None)
+        self.client = str(remote[0]) if isinstance(remote, tuple) and remote else "?"
+        self._slot = False  # holds one of the client's session slots
+        self._bucket = TokenBucket(cfg.messages_per_second, cfg.message_burst)
+        self._limited = False  # told the client it is over its rate (once per episode)
+        self.speech_seconds = 0.0  # mic audio received in this session
         self.session: Session | None = None
         self.audio = AudioFormat()
         self._send_lock = asyncio.Lock()
@@ -149,11 +161,26 @@ class Connection:
         if self.session is not None:
             await self.session.aclose()
             self.session = None
+        if self._slot:
+            self._slot = False
+            self.clients.release(self.client)
 
     # -- input -------------------------------------------------------------------------------
 
     async def _on_message(self, data: str | bytes) -> bool:
         """Handle one message; False ends the connection (bye)."""
+        if not self._bucket.take():
+            # Over its rate: the message is dropped, the client told once, others unaffected.
+            RATE_LIMITED.inc()
+            if self._limited:
+                return True
+            self._limited = True
+            raise ProtocolError(
+                "rate_limited",
+                f"more than {self.cfg.messages_per_second:g} messages a second; "
+                "messages are being dropped",
+            )
+        self._limited = False
         if len(data) > self.cfg.ws_max_message_bytes:
             raise ProtocolError(
                 "too_big",
@@ -163,6 +190,17 @@ class Connection:
             if self.session is None:
                 raise ProtocolError("not_ready", "send hello before any audio")
             pcm = self.audio.decode(data)
+            seconds = len(pcm) / max(1, self.audio.rate * self.audio.channels)
+            if self.speech_seconds + seconds > self.cfg.max_speech_seconds:
+                if self.speech_seconds <= self.cfg.max_speech_seconds:
+                    self.speech_seconds += seconds  # past the limit: told once
+                    raise ProtocolError(
+                        "speech_limit",
+                        f"this session has sent {self.cfg.max_speech_seconds:g} s of audio, "
+                        "its limit; further audio is ignored",
+                    )
+                return True
+            self.speech_seconds += seconds
             if len(pcm):
                 self.session.push_audio(pcm, self.audio.rate, self.audio.channels)
             return True
@@ -228,6 +266,13 @@ class Connection:
             (hello.token or "").encode(), secret.get_secret_value().encode()
         ):
             raise ProtocolError("unauthorized", "a valid 'token' is required in hello", True)
+        if not self.clients.acquire(self.client):
+            raise ProtocolError(
+                "busy",
+                f"this client already has {self.clients.limit} open sessions; close one first",
+                True,
+            )
+        self._slot = True
         try:
             session = self.engine.session(
                 hello.avatar,

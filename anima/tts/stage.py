@@ -2,27 +2,57 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+
+import numpy as np
 
 from anima.frames import Frame, SpeechChunk, TextChunk
 from anima.pipeline import Stage, run_blocking
 from anima.tts import Voice, speak
 
 
+class SpeechError(RuntimeError):
+    """The voice hung past its timeout or returned something that is not speech."""
+
+
+def check_chunk(chunk: object) -> SpeechChunk:
+    """``chunk`` if it is playable speech (1-D int16 PCM at a sane rate), else SpeechError."""
+    if not isinstance(chunk, SpeechChunk):
+        raise SpeechError(f"the voice returned {type(chunk).__name__}, not speech")
+    pcm = chunk.pcm
+    if not isinstance(pcm, np.ndarray) or pcm.ndim != 1 or pcm.dtype != np.int16:
+        shape = getattr(pcm, "shape", None)
+        dtype = getattr(pcm, "dtype", type(pcm).__name__)
+        raise SpeechError(f"the voice returned audio of shape {shape} and type {dtype}")
+    if not 8_000 <= int(chunk.sample_rate) <= 192_000:
+        raise SpeechError(f"the voice returned audio at {chunk.sample_rate} Hz")
+    return chunk
+
+
 class SpeechStage(Stage):
-    """Synthesises each :class:`TextChunk` off the event loop, one sentence at a time."""
+    """Synthesises each :class:`TextChunk` off the event loop, one sentence at a time.
+
+    ``timeout`` bounds each sentence: a voice that hangs fails the turn (an ``Error`` frame,
+    hence an apology) instead of silencing the session for good. Its thread cannot be killed;
+    it is left to finish on its own.
+    """
 
     accepts = (TextChunk,)
 
-    def __init__(self, voice: Voice) -> None:
+    def __init__(self, voice: Voice, timeout: float | None = None) -> None:
         self.voice = voice
+        self.timeout = timeout
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         """Yield a :class:`SpeechChunk` per sentence of the text, as each is ready."""
         assert isinstance(frame, TextChunk)
         sentences = iter(speak(self.voice, frame.text, frame.turn, frame.emotion))
         while True:
-            chunk: SpeechChunk | None = await run_blocking(next, sentences, None)
+            try:
+                chunk = await asyncio.wait_for(run_blocking(next, sentences, None), self.timeout)
+            except TimeoutError:
+                raise SpeechError(f"speech synthesis took over {self.timeout:g} s") from None
             if chunk is None:
                 return
-            yield chunk
+            yield check_chunk(chunk)

@@ -27,7 +27,9 @@ def test_bench_memory_short_run(tmp_path, settings):
     assert bench_memory(tmp_path, settings, Console(), seconds=1.0, soak=4.0, counts=(1,)) == 0
     r = json.loads((tmp_path / "memory.json").read_text())
     one = r["sessions"]["1"]
-    assert one["peak_rss_mb"] >= one["running_peak_mb"] >= one["rss_loaded_mb"] > 100
+    # ru_maxrss is the kernel's high-water mark; it can trail a fresh statm sample slightly.
+    assert one["peak_rss_mb"] >= one["running_peak_mb"] - 5
+    assert one["running_peak_mb"] >= one["rss_loaded_mb"] > 100
     assert one["frames"] > 0
     soak = r["soak"]
     assert soak["turns"] >= 1 and len(soak["samples"]) >= 3
