@@ -21,6 +21,9 @@ AUDIO_RATE = 48_000  # AAC frames are 1024 samples: 21 ms at 48 kHz, the usual M
 class Mp4Writer:
     """An MP4 file being written: H.264 (yuv420p) video and mono AAC audio.
 
+    ``fragmented`` writes a fragmented MP4 that stays playable if the writer is killed
+    mid-way (for recordings that cannot be written to a temporary name and renamed).
+
     Unless ``watermark`` is False every frame carries the invisible AI-disclosure mark and the
     file is tagged :data:`anima.watermark.LABEL` (``comment``/``description``); the one place
     where offline renders are written, so ``anima verify`` finds both in every such file.
@@ -35,10 +38,23 @@ class Mp4Writer:
         crf: int = 20,
         preset: str = "veryfast",
         watermark: bool = True,
+        fragmented: bool = False,
     ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self.path), mode="w")
+        # Fragmented: moov up front and a self-contained fragment per keyframe (one a second),
+        # so a file cut by a crash or kill still plays up to its last whole fragment.
+        options = (
+            {
+                "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                "flush_packets": "1",
+                # Fragments have no edit list to hide AAC priming (as in anima/live/outputs.py).
+                "avoid_negative_ts": "make_non_negative",
+            }
+            if fragmented
+            else {}
+        )
+        self._container = av.open(str(self.path), mode="w", options=options)
         self._mark = watermark
         if watermark:
             self._container.metadata.update(_watermark.METADATA)
@@ -47,6 +63,8 @@ class Mp4Writer:
         self._video.pix_fmt = "yuv420p"
         self._video.time_base = Fraction(1, fps)
         self._video.options = {"crf": str(crf), "preset": preset}
+        if fragmented:
+            self._video.options["g"] = str(fps)  # a keyframe, hence a fragment, every second
         self._audio = self._container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
         self._audio.time_base = Fraction(1, AUDIO_RATE)
         self._resampler = av.AudioResampler(format="fltp", layout="mono", rate=AUDIO_RATE)

@@ -185,7 +185,10 @@ class Session:
         render = await self._renderer(self._avatar_spec)
         self._captions = _Captions()
         self._lipsync = LipSyncStage(self._mediaclock)
-        self._pipe = Pipeline([SpeechStage(voice, engine.settings.voice.timeout), self._captions, self._lipsync], maxsize=16)
+        self._pipe = Pipeline(
+            [SpeechStage(voice, engine.settings.voice.timeout), self._captions, self._lipsync],
+            maxsize=16,
+        )
         self._program = Program(ahead=2)
         self._outbox = Outbox(loop, maxsize=int(_OUT_SECONDS * self.fps * 3))
         self._air = SessionAir(

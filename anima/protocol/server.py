@@ -22,7 +22,6 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from anima.engine import Engine, EngineBusy, Session
-from anima.ratelimit import ClientSlots, TokenBucket
 from anima.events import ErrorEvent, FaceParams
 from anima.frames import AudioFrame, VideoFrame
 from anima.pipeline import run_blocking
@@ -38,6 +37,7 @@ from anima.protocol.messages import (
     parse_text,
     text_field,
 )
+from anima.ratelimit import ClientSlots, TokenBucket
 
 log = logging.getLogger(__name__)
 

@@ -195,7 +195,7 @@ async def test_recogniser_fault_fails_only_that_turn(engine, mode):
 
         await _check_isolated(a, b, ask, "listen", fault)
         push_chunks(a, question, rate)
-        assert await collect(a, _subtitle("wifi is free"), timeout=60)
+        assert await collect(a, _subtitle("wifi"), timeout=60)
     finally:
         fault.disarm()
         await a.aclose()
@@ -212,7 +212,7 @@ async def test_brain_fault_fails_only_that_turn(engine, mode):
         question = "Tell me a story about dragons and castles."
         await _check_isolated(a, b, lambda: a.ask(question), "brain", fault)
         await a.ask(question)
-        assert await collect(a, _subtitle("not in the catalogue"), timeout=60)
+        assert await collect(a, _subtitle("Dragons are not"), timeout=60)
     finally:
         fault.disarm()
         await a.aclose()
