@@ -42,20 +42,18 @@ from anima.events import (
 from anima.frames import (
     AudioFrame,
     Error,
-    Frame,
     Interrupt,
     MediaClock,
     MouthFrame,
     MouthShape,
-    SpeechChunk,
     TextChunk,
     TurnEnd,
     VideoFrame,
 )
 from anima.lipsync.stage import LipSyncStage
 from anima.live.program import Program, Utterance
-from anima.pipeline import Clock, MonotonicClock, Pipeline, Stage, run_blocking
-from anima.tts.stage import SpeechStage
+from anima.pipeline import Clock, MonotonicClock, Pipeline, run_blocking
+from anima.tts.stage import Captions, SpeechStage
 
 if TYPE_CHECKING:
     from anima.engine import Engine
@@ -78,33 +76,6 @@ _GREET_COOLDOWN = 20.0  # seconds before a new approach is greeted again
 
 class SessionClosed(RuntimeError):
     """The session was closed; it cannot be used any more."""
-
-
-class _Captions(Stage):
-    """Notes each sentence's text on its way to lip-sync (audio frames carry no text)."""
-
-    accepts = (SpeechChunk,)
-
-    def __init__(self) -> None:
-        self.texts: deque[tuple[int, str]] = deque(maxlen=256)
-
-    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
-        """Record the sentence and pass the chunk on."""
-        assert isinstance(frame, SpeechChunk)
-        self.texts.append((frame.turn, frame.text))
-        yield frame
-
-    def reset(self) -> None:
-        """Forget sentences of interrupted turns."""
-        self.texts.clear()
-
-    def take(self, turn: int) -> str:
-        """The text of the next sentence of ``turn`` ("" if unknown)."""
-        while self.texts:
-            t, text = self.texts.popleft()
-            if t == turn:
-                return text
-        return ""
 
 
 class Session:
@@ -183,7 +154,7 @@ class Session:
         voice = engine.voice
         self._mediaclock = MediaClock(voice.sample_rate, self.fps)
         render = await self._renderer(self._avatar_spec)
-        self._captions = _Captions()
+        self._captions = Captions()
         self._lipsync = LipSyncStage(self._mediaclock)
         self._pipe = Pipeline(
             [SpeechStage(voice, engine.settings.voice.timeout), self._captions, self._lipsync],

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,11 +21,9 @@ from typing import Any
 from anima.frames import (
     AudioFrame,
     Error,
-    Frame,
     Interrupt,
     MediaClock,
     MouthFrame,
-    SpeechChunk,
     TextChunk,
     TurnEnd,
 )
@@ -37,42 +34,15 @@ from anima.live.controller import Answer, Next, ShowController
 from anima.live.overlay import Compositor
 from anima.live.program import Program, Segment, Silence, Utterance
 from anima.live.script import Line, Pause
-from anima.pipeline import Clock, MonotonicClock, Pipeline, Stage
+from anima.pipeline import Clock, MonotonicClock, Pipeline
 from anima.tts import Voice
-from anima.tts.stage import SpeechStage
+from anima.tts.stage import Captions, SpeechStage
 
 log = logging.getLogger(__name__)
 
 # responder(comment) yields the answer as phrases (objects with .text and .emotion, e.g. the
 # brain's Phrase); anything else it yields (events) is ignored.
 Responder = Callable[[Comment], AsyncIterator[Any]]
-
-
-class _Captions(Stage):
-    """Notes each sentence's text on its way to lip-sync (audio frames do not carry text)."""
-
-    accepts = (SpeechChunk,)
-
-    def __init__(self) -> None:
-        self.texts: deque[tuple[int, str]] = deque(maxlen=256)
-
-    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
-        """Record the sentence and pass the chunk on."""
-        assert isinstance(frame, SpeechChunk)
-        self.texts.append((frame.turn, frame.text))
-        yield frame
-
-    def reset(self) -> None:
-        """Forget sentences of interrupted turns."""
-        self.texts.clear()
-
-    def take(self, turn: int) -> str:
-        """The text of the next sentence of ``turn`` ("" if unknown)."""
-        while self.texts:
-            t, text = self.texts.popleft()
-            if t == turn:
-                return text
-        return ""
 
 
 @dataclass
@@ -116,7 +86,7 @@ class LiveShow:
         self.clock: Clock = clock or MonotonicClock()
         self.media = MediaClock(voice.sample_rate, fps)
         self.lipsync = LipSyncStage(self.media)
-        self._captions = _Captions()
+        self._captions = Captions()
         self.pipe = Pipeline([SpeechStage(voice), self._captions, self.lipsync], maxsize=16)
         self.program = Program(ahead=2)
         self.controller = ShowController(

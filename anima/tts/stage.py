@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -56,3 +57,30 @@ class SpeechStage(Stage):
             if chunk is None:
                 return
             yield check_chunk(chunk)
+
+
+class Captions(Stage):
+    """Notes each sentence's text on its way to lip-sync, for subtitles (audio frames carry none)."""
+
+    accepts = (SpeechChunk,)
+
+    def __init__(self) -> None:
+        self.texts: deque[tuple[int, str]] = deque(maxlen=256)
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        """Record the sentence and pass the chunk on."""
+        assert isinstance(frame, SpeechChunk)
+        self.texts.append((frame.turn, frame.text))
+        yield frame
+
+    def reset(self) -> None:
+        """Forget sentences of interrupted turns."""
+        self.texts.clear()
+
+    def take(self, turn: int) -> str:
+        """The text of the next sentence of ``turn`` ("" if unknown)."""
+        while self.texts:
+            t, text = self.texts.popleft()
+            if t == turn:
+                return text
+        return ""
