@@ -15,7 +15,7 @@ def test_bench_e2e_one_turn_writes_the_breakdown(tmp_path, monkeypatch, capsys):
     assert result["config"]["backend"] == "kb" and result["config"]["turns"] == 1
     [turn] = result["turns"]
     # The question was heard through the transport and answered.
-    assert "wifi" in turn["transcript"].lower()
+    assert "park" in turn["transcript"].lower()
     for part in ("endpoint", "asr", "first_phrase", "tts_first_chunk", "first_frame", "total"):
         assert turn[part] >= 0, part
     # The named parts add up to (at most) the server total; the client adds the transport.
