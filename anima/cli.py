@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_kiosk_parser(sub)
 
+    from anima.drive_cmd import add_parser as add_drive_parser  # argparse only
+
+    add_drive_parser(sub)
+
     from anima.serve_cmd import add_parser as add_serve_parser  # argparse only
 
     add_serve_parser(sub)
@@ -145,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     bm.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bm.add_argument("--seconds", type=float, default=8.0, help="length of each sessions run")
     bm.add_argument("--soak", type=float, default=600.0, help="soak length in seconds (0: none)")
+    bg = bsub.add_parser("gpu", help="ASR, batched neural mouth and NVENC on the set device")
+    bg.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    bg.add_argument("--quick", action="store_true", help="few repetitions, small sizes")
     brp = bsub.add_parser("report", help="Markdown table and PNG plots of bench/results/*.json")
     brp.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
     return p

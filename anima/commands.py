@@ -26,7 +26,7 @@ from anima.render.avatar import (
     sample_portrait,
 )
 from anima.session import SayError, say_audio_to_file, say_to_file
-from anima.tts import VoiceError, load_voice
+from anima.tts import VoiceError, voice_from_settings
 
 SAMPLE = "sample"
 _USER_ERRORS = (AvatarError, ValueError, SayError, ModelNotFound, VoiceError, OSError, BrainError)
@@ -64,6 +64,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from anima.kiosk_cmd import run_kiosk
 
             return run_kiosk(args, settings, err)
+        if args.command == "drive":
+            from anima.drive_cmd import run_drive
+
+            return run_drive(args, settings, err)
         if args.command == "bench":
             from anima.bench import run_bench
 
@@ -77,7 +81,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def limits(settings: Settings) -> PhotoLimits:
     """Photo limits from the settings."""
     lim = settings.limits
-    return PhotoLimits(lim.max_image_bytes, lim.max_image_pixels, lim.min_face_pixels)
+    return PhotoLimits(
+        lim.max_image_bytes, lim.max_image_pixels, lim.min_face_pixels, lim.decode_timeout
+    )
 
 
 def resolve_avatar(spec: str, settings: Settings, err: Console) -> Avatar:
@@ -136,12 +142,7 @@ def _say(args: argparse.Namespace, settings: Settings, err: Console) -> int:
                 f" in {time.perf_counter() - started:.1f} s"
             )
             return 0
-        voice = load_voice(
-            settings.voice.backend,
-            model=settings.voice.model,
-            length_scale=settings.voice.length_scale,
-            sentence_silence=settings.voice.sentence_silence,
-        )
+        voice = voice_from_settings(settings.voice)
         progress.update(task, description="rendering")
         result = asyncio.run(
             say_to_file(args.text, avatar, args.output, voice, settings, on_progress=on_progress)

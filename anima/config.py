@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,27 @@ class RenderSettings(BaseModel):
     frame_timeout: float = Field(
         2.0, gt=0, description="Seconds one session frame may take to render before it is skipped."
     )
+    backend: str = Field(
+        "default",
+        pattern="^(default|wav2lip)$",
+        description="default (CPU face rig) or wav2lip (neural mouth on CUDA, needs anima[gpu]).",
+    )
+    checkpoint: Path | None = Field(None, description="Wav2Lip-class weights for wav2lip.")
+    device: str | None = Field(None, description="cpu, cuda, cuda:N or auto; None: top-level.")
+    encoder: str = Field(
+        "libx264",
+        pattern="^(libx264|h264_nvenc|auto)$",
+        description="H.264 encoder; auto (or device cuda): NVENC when it opens, else libx264.",
+    )
+    max_batch: int = Field(16, ge=1, le=256, description="Neural mouth frames per GPU batch.")
+    batch_wait_ms: float = Field(
+        4.0, ge=0.0, le=100.0, description="Longest wait to fill a neural mouth batch."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        return _check_device(value)
 
 
 class VoiceSettings(BaseModel):
@@ -44,13 +65,23 @@ class VoiceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
 
-    backend: str = "piper"
-    model: Path | None = Field(None, description="A Piper .onnx voice; default: the embedded one.")
+    backend: str = Field("piper", description="piper, or xtts (Coqui XTTS, needs anima[xtts]).")
+    model: Path | None = Field(
+        None, description="A Piper .onnx voice (default: embedded) or an XTTS model folder."
+    )
+    reference_wav: Path | None = Field(None, description="Voice to clone (xtts), 3-30 s speech.")
+    language: str = Field("en", description="Language XTTS speaks (ISO code).")
+    device: str | None = Field(None, description="cpu, cuda, cuda:N or auto; None: top-level.")
     length_scale: float = Field(1.0, gt=0.3, le=3.0, description="Above 1 speaks slower.")
     sentence_silence: float = Field(0.15, ge=0.0, le=2.0, description="Pause between sentences.")
     timeout: float = Field(
         20.0, gt=0, description="Seconds one sentence may take to synthesise before it fails."
     )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        return _check_device(value)
 
 
 class LimitSettings(BaseModel):
@@ -75,6 +106,14 @@ class LimitSettings(BaseModel):
         60.0, gt=0, description="Seconds an untrusted media decode may take before it is stopped."
     )
     max_image_pixels: int = Field(40_000_000, ge=10_000)
+    max_llm_tokens_per_session: int = Field(
+        0, ge=0, description="LLM tokens (prompt + reply) one session may use; 0: no limit."
+    )
+    llm_budget_line: str = Field(
+        "I've answered all I can in this conversation. A member of staff can help you further.",
+        min_length=1,
+        description="Said instead of calling the LLM once the session's token budget is spent.",
+    )
     min_face_pixels: int = Field(
         80, ge=16, description="The face must be at least this wide in the photo."
     )
@@ -209,8 +248,10 @@ class ListenSettings(BaseModel):
         description="tiny.en (embedded), base (multilingual, joined on first use) or a "
         "CTranslate2 Whisper folder.",
     )
-    device: str = Field("cpu", pattern="^(cpu|cuda|auto)$")
-    compute_type: str = Field("int8", description="CTranslate2 compute type (int8, float16…).")
+    device: str | None = Field(None, description="cpu, cuda, cuda:N or auto; None: top-level.")
+    compute_type: str | None = Field(
+        None, description="CTranslate2 compute type; None: int8 on CPU, float16 on CUDA."
+    )
     cpu_threads: int = Field(2, ge=0, le=64, description="Whisper threads; 0: CTranslate2 picks.")
     language: str | None = Field(None, description="ISO code; None: en, or detect (multilingual).")
     initial_prompt: str = Field("", max_length=800, description="Context for every utterance.")
@@ -242,6 +283,11 @@ class ListenSettings(BaseModel):
     decode_timeout: float = Field(
         20.0, gt=0, description="Seconds one decode may take before the turn fails with an apology."
     )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        return _check_device(value)
 
 
 class LiveSettings(BaseModel):
@@ -356,6 +402,25 @@ class ServerSettings(BaseModel):
     max_speech_seconds: float = Field(
         3600.0, gt=0, description="Mic audio one session may send; more is refused."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses/CIDRs whose X-Forwarded-For is believed; empty: ignored.",
+    )
+    drain_seconds: float = Field(
+        10.0, ge=0, description="On shutdown, seconds open sessions get to finish their turn."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an address or CIDR") from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -368,6 +433,11 @@ class Settings(BaseSettings):
         description="Where avatars and caches are kept.",
     )
     log_level: str = "WARNING"
+    device: str = Field(
+        "cpu",
+        description="Where every model runs: cpu, cuda, cuda:N or auto (CUDA when there is one);"
+        " listen/voice/render.device override it per part.",
+    )
     render: RenderSettings = Field(default_factory=RenderSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
@@ -388,6 +458,21 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return value
+
+    @field_validator("device")
+    @classmethod
+    def _top_device(cls, value: str) -> str:
+        return _check_device(value) or "cpu"
+
+    @model_validator(mode="after")
+    def _inherit_device(self) -> Settings:
+        # One setting honoured by every backend: a section without its own device takes this.
+        for section in (self.listen, self.voice, self.render):
+            if section.device is None:
+                # Not marked as set: Settings.load dumps the environment's explicit values
+                # only, and an inherited device must not override the file's.
+                section.__dict__["device"] = self.device
+        return self
 
     @property
     def avatar_dir(self) -> Path:
@@ -410,6 +495,12 @@ class Settings(BaseSettings):
         env = cls()  # environment and defaults
         merged = _deep_merge(file_values, env.model_dump(exclude_unset=True))
         return cls.model_validate(_deep_merge(merged, overrides))
+
+
+def _check_device(value: str | None) -> str | None:
+    from anima.device import parse_device
+
+    return None if value is None else parse_device(value)
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

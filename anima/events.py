@@ -122,6 +122,16 @@ class FaceParams(_Json):
     turn: int = 0
 
 
+@dataclass(frozen=True)
+class LimitReached(_Json):
+    """A per-session limit was reached (``limit``: "llm_tokens"); ``used`` of ``allowed``."""
+
+    type: ClassVar[str] = "limit"
+    limit: str
+    used: int
+    allowed: int
+
+
 Event = (
     StateChanged
     | TranscriptEvent
@@ -130,6 +140,7 @@ Event = (
     | ErrorEvent
     | TurnLatency
     | Interrupted
+    | LimitReached
 )
 
 __all__ = [
@@ -138,6 +149,7 @@ __all__ = [
     "Event",
     "FaceParams",
     "HandoffEvent",
+    "LimitReached",
     "Interrupted",
     "StateChanged",
     "Subtitle",

@@ -6,6 +6,7 @@ a wall clock, so the file's tracks stay in sync however long encoding takes.
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +17,57 @@ from anima import watermark as _watermark
 from anima.frames import AudioFrame, VideoFrame
 
 AUDIO_RATE = 48_000  # AAC frames are 1024 samples: 21 ms at 48 kHz, the usual MP4 rate
+SOFTWARE, NVENC = "libx264", "h264_nvenc"
+
+log = logging.getLogger(__name__)
+_OPENS: dict[str, str] = {}  # codec -> "" if it opened here, else why not (tried once)
+
+
+def codec_opens(name: str) -> str:
+    """Why encoder ``name`` does not open on this machine (a tiny test open); "" if it does.
+
+    NVENC is in most FFmpeg builds (PyAV's wheels included) but opens only with an NVIDIA GPU
+    and driver, so being listed proves nothing: we try it, once per process.
+    """
+    if name not in _OPENS:
+        try:
+            ctx = av.CodecContext.create(name, "w")
+            ctx.width = ctx.height = 256
+            ctx.pix_fmt = "yuv420p"
+            ctx.time_base = Fraction(1, 25)
+            ctx.open()
+            _OPENS[name] = ""
+        except Exception as exc:  # UnknownCodecError, or FFmpeg's error for "no device"
+            _OPENS[name] = str(exc) or type(exc).__name__
+    return _OPENS[name]
+
+
+def video_codec(encoder: str = SOFTWARE, device: str | None = "cpu") -> str:
+    """The H.264 encoder to use: NVENC when asked for and it opens, else libx264 (logged).
+
+    Asked for means ``encoder`` "h264_nvenc", or "auto" with any device, or a CUDA ``device``
+    (``cuda``, ``cuda:N``, ``auto``) with the default encoder.
+    """
+    wants = (
+        encoder == NVENC
+        or encoder == "auto"
+        or (encoder == SOFTWARE and device is not None and device.startswith(("cuda", "auto")))
+    )
+    if not wants:
+        return SOFTWARE
+    why = codec_opens(NVENC)
+    if not why:
+        return NVENC
+    if encoder != SOFTWARE or not (device or "").startswith("auto"):
+        log.warning("h264_nvenc does not open here (%s); encoding with libx264", why)
+    return SOFTWARE
+
+
+def video_options(codec: str, *, crf: int, preset: str) -> dict[str, str]:
+    """Encoder options for constant-quality files: x264's crf/preset, or NVENC's cq/p4."""
+    if codec == NVENC:
+        return {"rc": "vbr", "cq": str(crf), "b": "0", "preset": "p4"}
+    return {"crf": str(crf), "preset": preset}
 
 
 class Mp4Writer:
@@ -39,6 +91,7 @@ class Mp4Writer:
         preset: str = "veryfast",
         watermark: bool = True,
         fragmented: bool = False,
+        codec: str = SOFTWARE,
     ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,11 +111,12 @@ class Mp4Writer:
         self._mark = watermark
         if watermark:
             self._container.metadata.update(_watermark.METADATA)
-        self._video = self._container.add_stream("libx264", rate=fps)
+        self.codec = codec  # libx264, or h264_nvenc from video_codec()
+        self._video = self._container.add_stream(codec, rate=fps)
         self._video.width = self._video.height = size
         self._video.pix_fmt = "yuv420p"
         self._video.time_base = Fraction(1, fps)
-        self._video.options = {"crf": str(crf), "preset": preset}
+        self._video.options = video_options(codec, crf=crf, preset=preset)
         if fragmented:
             self._video.options["g"] = str(fps)  # a keyframe, hence a fragment, every second
         self._audio = self._container.add_stream("aac", rate=AUDIO_RATE, layout="mono")

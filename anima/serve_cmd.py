@@ -56,6 +56,7 @@ def run_serve(args: argparse.Namespace, settings: Settings, err: Console) -> int
 
     from anima.engine import Engine
     from anima.server.app import create_app
+    from anima.server.serving import DrainingServer
 
     settings = apply_args(args, settings)
     host, port = settings.server.host, settings.server.port
@@ -66,7 +67,7 @@ def run_serve(args: argparse.Namespace, settings: Settings, err: Console) -> int
             await engine.load(progress=lambda what: status.update(f"loading {what}…"))
         app = create_app(settings, engine, host=host)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
+        server = DrainingServer(config, app, settings.server.drain_seconds)
         task = asyncio.create_task(server.serve())
         try:
             # uvicorn offers only a flag for "listening"; poll it briefly.

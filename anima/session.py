@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,13 +31,16 @@ from anima.frames import (
     VideoFrame,
 )
 from anima.lipsync.stage import LipSyncStage
-from anima.media import Mp4Writer
+from anima.media import Mp4Writer, video_codec
 from anima.pipeline import Pipeline
 from anima.render.animator import FaceAnimator
 from anima.render.avatar import Avatar
 from anima.render.stage import RenderStage
 from anima.tts import Voice
 from anima.tts.stage import SpeechStage
+
+if TYPE_CHECKING:
+    from anima.lipsync.neural import NeuralLipSync
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,17 @@ class SayResult:
 
 def speaking_pipeline(voice: Voice, animator: FaceAnimator, clock: MediaClock) -> Pipeline:
     """text -> speech -> mouth frames (+ audio on the clock) -> video frames."""
-    return Pipeline([SpeechStage(voice), LipSyncStage(clock), RenderStage(animator)], maxsize=16)
+    lipsync = LipSyncStage(clock, lipsync_for(voice))
+    return Pipeline([SpeechStage(voice), lipsync, RenderStage(animator)], maxsize=16)
+
+
+def lipsync_for(voice: Voice) -> NeuralLipSync | None:
+    """The audio network for voices without phoneme timings (XTTS); None: phoneme lip-sync."""
+    if getattr(voice, "phoneme_timings", True):
+        return None
+    from anima.lipsync.neural import NeuralLipSync
+
+    return NeuralLipSync()
 
 
 def silence(turn: int, seconds: float, sample_rate: int, samples: int | None = None) -> SpeechChunk:
@@ -111,7 +125,9 @@ async def say_to_file(
     animator = FaceAnimator.from_settings(avatar, r)
     estimate = lead_in + lead_out + len(text) * _SECONDS_PER_CHAR
     tmp = out.with_name(out.name + ".part.mp4")
-    writer = Mp4Writer(tmp, r.size, r.fps, crf=r.crf, watermark=r.watermark)
+    writer = Mp4Writer(
+        tmp, r.size, r.fps, crf=r.crf, watermark=r.watermark, codec=video_codec(r.encoder, r.device)
+    )
     try:
         async with speaking_pipeline(voice, animator, clock) as pipe:
             turn = pipe.next_turn()
@@ -199,7 +215,9 @@ async def say_audio_to_file(
     total = len(pcm) / sr
     animator = FaceAnimator.from_settings(avatar, r)
     tmp = out.with_name(out.name + ".part.mp4")
-    writer = Mp4Writer(tmp, r.size, r.fps, crf=r.crf, watermark=r.watermark)
+    writer = Mp4Writer(
+        tmp, r.size, r.fps, crf=r.crf, watermark=r.watermark, codec=video_codec(r.encoder, r.device)
+    )
     stages = [LipSyncStage(clock, NeuralLipSync()), RenderStage(animator)]
     try:
         async with Pipeline(stages, maxsize=16) as pipe:

@@ -48,10 +48,28 @@ def resolve_model(name: str, data_dir: Path) -> Path:
 
 
 def _checked(folder: Path) -> Path:
-    for f in ("model.bin", "config.json"):
+    """``folder`` if it holds a whole CTranslate2 Whisper model (large-v3, distil, ...).
+
+    faster-whisper would fetch a missing ``tokenizer.json`` from the Hugging Face hub, which an
+    offline kiosk cannot do, so its absence is an error here rather than a hang at load.
+    """
+    for f in ("model.bin", "config.json", "tokenizer.json"):
         if not (folder / f).is_file():
             raise ModelNotFound(f"{folder} is not a CTranslate2 Whisper model (no {f})")
+    if not any((folder / f).is_file() for f in ("vocabulary.txt", "vocabulary.json")):
+        raise ModelNotFound(
+            f"{folder} is not a CTranslate2 Whisper model (no vocabulary.txt or vocabulary.json)"
+        )
+    if (folder / "model.bin").stat().st_size == 0:
+        raise ModelNotFound(f"{folder}/model.bin is empty (an interrupted copy?)")
     return folder
+
+
+def compute_type_for(device: str, compute_type: str | None) -> str:
+    """The CTranslate2 compute type: as given, else float16 on CUDA and int8 on the CPU."""
+    if compute_type:
+        return compute_type
+    return "float16" if device.startswith("cuda") else "int8"
 
 
 def _part_files() -> list[tuple[Path, str, int]]:

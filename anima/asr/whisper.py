@@ -62,18 +62,28 @@ class WhisperRecognizer:
         self,
         model_dir: Path,
         *,
-        device: str = "cpu",
-        compute_type: str = "int8",
+        device: str | None = "cpu",
+        compute_type: str | None = "int8",
         cpu_threads: int = 2,
         options: WhisperOptions | None = None,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
+        from anima.asr.models import compute_type_for
+        from anima.device import resolve_device
+
         self.options = options or WhisperOptions()
+        dev = resolve_device(device, "ctranslate2", what="speech recogniser")
+        self.device = str(dev)
+        self.compute_type = compute_type_for(self.device, compute_type)
         try:
             self._whisper = WhisperModel(
-                str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads
+                str(model_dir),
+                device=dev.kind,
+                device_index=dev.index,
+                compute_type=self.compute_type,
+                cpu_threads=cpu_threads,
             )
         except (RuntimeError, ValueError) as exc:
             raise ValueError(f"cannot load Whisper model {model_dir}: {exc}") from exc
@@ -186,15 +196,15 @@ def trim_repeats(text: str) -> str:
     return text
 
 
-_CACHE: dict[tuple[str, str, str, int, WhisperOptions], WhisperRecognizer] = {}
+_CACHE: dict[tuple[str, str | None, str | None, int, WhisperOptions], WhisperRecognizer] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def shared_recognizer(
     model_dir: Path,
     *,
-    device: str = "cpu",
-    compute_type: str = "int8",
+    device: str | None = "cpu",
+    compute_type: str | None = "int8",
     cpu_threads: int = 2,
     options: WhisperOptions | None = None,
 ) -> WhisperRecognizer:

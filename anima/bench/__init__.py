@@ -87,6 +87,10 @@ def run_bench(args: argparse.Namespace, settings: Settings, err: Console) -> int
         from anima.bench.memory import bench_memory
 
         return bench_memory(args.out, settings, err, seconds=args.seconds, soak=args.soak)
+    if args.bench_command == "gpu":
+        from anima.bench.gpu import bench_gpu
+
+        return bench_gpu(args.out, settings, err, quick=args.quick)
     if args.bench_command == "report":
         from anima.bench.report import bench_report
 

@@ -121,8 +121,16 @@ def _decode_table(voice: Voice, settings: Settings, count: int = 3) -> dict[str,
 
     s = settings.listen
     folder = resolve_model(s.model, settings.data_dir)
+    from anima.asr.models import compute_type_for
+    from anima.device import resolve_device
+
+    dev = resolve_device(s.device, "ctranslate2", what="speech recogniser")
     stock = WhisperModel(
-        str(folder), device=s.device, compute_type=s.compute_type, cpu_threads=s.cpu_threads
+        str(folder),
+        device=dev.kind,
+        device_index=dev.index,
+        compute_type=compute_type_for(str(dev), s.compute_type),
+        cpu_threads=s.cpu_threads,
     )
     ours = {
         window: WhisperRecognizer(

@@ -271,6 +271,10 @@ def bench_lipsync(out: Path, settings: Settings, err: Console, emotions: bool = 
             "inference": inference_cost(model),
         }
         _plot(out, items, model, result)
+    with err.status("drive mode: delay and cost"):
+        from anima.bench.drive import bench_drive
+
+        result["drive"] = bench_drive(settings)
     if emotions:
         with err.status("emotion examples"):
             result["emotions"] = emotion_examples(out, settings)
@@ -287,4 +291,11 @@ def bench_lipsync(out: Path, settings: Settings, err: Console, emotions: bool = 
     err.print(
         f"inference {inf['ms_per_frame']['mean']:.2f} ms/frame (budget {inf['frame_budget_ms']:.0f} ms)"
     )
+    for live in result["drive"]["latency"]:
+        lat = live["capture_to_frame_ms"]
+        err.print(
+            f"drive ({live['media']}): capture to frame {lat['p50']:.0f} ms median, "
+            f"{lat['p95']:.0f} ms p95 (floor {live['buffering_floor_ms']:.0f} ms); "
+            f"{result['drive']['cost_ms_per_frame']['in_48000']['p50']:.2f} ms CPU a frame"
+        )
     return 0

@@ -3,6 +3,9 @@
 :meth:`Agent.respond` routes every utterance through the same steps, first match wins:
 
 1. **closed** — the session's token budget is spent: the persona's closing line.
+   (Separately, an LLM token budget — prompt plus reply tokens, ``max_llm_tokens`` — stops
+   the brain being called at all once spent: step 7 then says ``budget_line`` and yields
+   :class:`BudgetSpent`.)
 2. **refusal** — blocked input terms/patterns (moderation) or a prompt-injection attempt:
    a fixed persona line; the text never reaches a model and is kept out of the history.
 3. **memory** — "remember that…", "what do you remember about me", "delete my data".
@@ -39,11 +42,11 @@ from anima.config import KnowledgeSettings, SafetySettings, Settings
 from anima.dialogue.audit import AuditEntry, AuditLog
 from anima.dialogue.brain import Brain, BrainError, Message, Phrase
 from anima.dialogue.chunker import PhraseChunker
-from anima.dialogue.history import History, estimate_tokens
+from anima.dialogue.history import History, estimate_tokens, message_tokens
 from anima.dialogue.intents import IntentMatcher, wants_human
 from anima.dialogue.knowledge import Hit, KnowledgeBase
 from anima.dialogue.memory import LongTermMemory, MemoryCommand, parse_memory_command
-from anima.dialogue.metrics import ReplyTimer
+from anima.dialogue.metrics import LLM_BUDGET_SPENT, LLM_TOKENS, ReplyTimer
 from anima.dialogue.persona import Persona
 from anima.dialogue.safety import (
     InputModerator,
@@ -84,7 +87,16 @@ class TurnFailed:
     retryable: bool = False
 
 
-Event = Phrase | HandoffRequested | TurnFailed
+@dataclass(frozen=True, slots=True)
+class BudgetSpent:
+    """The session's LLM token budget is spent: ``used`` of ``allowed``; the brain was not
+    called (the budget line was already yielded)."""
+
+    used: int
+    allowed: int
+
+
+Event = Phrase | HandoffRequested | TurnFailed | BudgetSpent
 
 
 @dataclass
@@ -128,8 +140,14 @@ class Agent:
         max_input_chars: int = 2000,
         session_id: str | None = None,
         now: Callable[[], float] = time.monotonic,
+        max_llm_tokens: int = 0,
+        budget_line: str = "I've answered all I can in this conversation.",
     ) -> None:
         self.persona = persona
+        # LLM cost cap of the whole session (0: none); never reset, not even by reset().
+        self.max_llm_tokens = max_llm_tokens
+        self.budget_line = budget_line
+        self.llm_tokens = 0  # prompt (estimated) + reply (streamed deltas) tokens so far
         # The "kb" backend means: no language model, the knowledge base answers verbatim.
         self.brain = None if brain is None or getattr(brain, "name", "") == "kb" else brain
         self.knowledge = knowledge
@@ -361,6 +379,22 @@ class Agent:
         timer = ReplyTimer(brain.name, now=self._now)
         token_room = self.safety.max_session_tokens - self.session_tokens
         max_tokens = max(1, min(self.max_tokens, token_room))
+        if self.max_llm_tokens:
+            # Checked before the call: the prompt alone must fit, and the reply is capped to
+            # what is left. Prompt tokens are estimated (~4 chars each, as the history is);
+            # reply tokens are the brain's streamed deltas (one token each for llama.cpp and
+            # OpenAI-compatible servers).
+            prompt = sum(message_tokens(m) for m in messages)
+            room = self.max_llm_tokens - self.llm_tokens - prompt
+            if room <= 0:
+                turn.route, turn.reason, turn.in_history = "budget", "llm token budget", False
+                LLM_BUDGET_SPENT.inc()
+                yield Phrase(self.budget_line)
+                yield BudgetSpent(self.llm_tokens, self.max_llm_tokens)
+                return
+            max_tokens = max(1, min(max_tokens, room))
+            self.llm_tokens += prompt
+            LLM_TOKENS.labels("prompt").inc(prompt)
         spent = [0]  # estimated tokens spoken so far in this reply
 
         def emit(phrase: Phrase | None) -> tuple[list[Phrase], str | None]:
@@ -396,6 +430,8 @@ class Agent:
                     # consumer (the TTS behind a full queue) does not count against it.
                     async with asyncio.timeout(max(0.001, remaining)):
                         delta = await anext(stream)
+                    self.llm_tokens += 1
+                    LLM_TOKENS.labels("reply").inc()
                     pending: list[Phrase | None] = list(chunker.feed(delta))
                 except StopAsyncIteration:
                     pending, ended = [*chunker.flush(), None], True

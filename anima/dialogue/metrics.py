@@ -16,10 +16,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 1.5, 2.5, 5.0, 10.0)
 
+LLM_TOKENS = Counter(
+    "anima_llm_tokens_total",
+    "LLM tokens charged to session budgets: prompt (estimated) and reply (streamed deltas).",
+    ["kind"],
+)
+LLM_BUDGET_SPENT = Counter(
+    "anima_llm_budget_spent_total",
+    "Turns answered with limits.llm_budget_line because the session's LLM budget was spent.",
+)
 FIRST_TOKEN_SECONDS = Histogram(
     "anima_brain_first_token_seconds",
     "Time from sending the conversation to the first reply text.",

@@ -139,15 +139,9 @@ class Engine:
     def voice(self) -> Voice:
         """The shared voice (loaded on first use)."""
         if self._voice is None:
-            from anima.tts import load_voice
+            from anima.tts import voice_from_settings
 
-            v = self.settings.voice
-            self._voice = load_voice(
-                v.backend,
-                model=v.model,
-                length_scale=v.length_scale,
-                sentence_silence=v.sentence_silence,
-            )
+            self._voice = voice_from_settings(self.settings.voice)
         return self._voice
 
     @property
@@ -195,6 +189,8 @@ class Engine:
             max_tokens=s.brain.max_tokens,
             max_input_chars=s.limits.max_text_chars,
             session_id=session_id,
+            max_llm_tokens=s.limits.max_llm_tokens_per_session,
+            budget_line=s.limits.llm_budget_line,
         )
 
     async def avatar(self, spec: str | Avatar | None) -> Avatar:
@@ -258,6 +254,7 @@ class Engine:
         clock: Clock | None = None,
         greet: bool = True,
         listening: Listening = "always",
+        drive: bool = False,
     ) -> Session:
         """A new conversation. Raises :class:`EngineBusy` when ``server.max_sessions`` are open.
 
@@ -265,6 +262,12 @@ class Engine:
         yields ("video": pictures + audio, "params": face parameters + audio, "events": events
         only); ``listening`` "always" answers whenever the user stops talking, "ptt" only
         between :meth:`Session.ptt_start` and :meth:`Session.ptt_stop`.
+
+        ``drive`` opens a "speak through the avatar" session: the audio given to
+        :meth:`Session.push_audio` is the avatar's voice (passed through at the output rate,
+        about one frame later) and moves its lips; there is no listening, brain, greeting,
+        ``say`` or ``ask``, and only the voice (for its rate) and the lip-sync network are
+        loaded. See :mod:`anima.engine.drive`.
         """
         if self._closed:
             raise RuntimeError("the engine is closed")
@@ -280,6 +283,7 @@ class Engine:
             clock=clock,
             greet=greet,
             listening=listening,
+            drive=drive,
         )
         self._sessions[session.id] = session
         return session

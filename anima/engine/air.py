@@ -202,9 +202,14 @@ class Outbox:
         return n
 
     def close(self) -> None:
-        """No more items; the consumer ends after the queued ones."""
+        """No more items; queued ones are discarded and the consumer ends."""
         self.closed = True
         self._items.clear()
+        self._ready.set()
+
+    def finish(self) -> None:
+        """No more items; the consumer ends after the queued ones."""
+        self.closed = True
         self._ready.set()
 
     def __len__(self) -> int:

@@ -8,6 +8,10 @@ The wiring of a session::
     Program (utterances, in order) -> SessionAir (paced loop, idle fill) -> Session.write
     Session.write -> listener.play (echo reference) + Outbox -> frames()
 
+A drive session (``drive=True``, :mod:`anima.engine.drive`) replaces all of that with::
+
+    push_audio -> DriveFeed (resample; audio-to-mouth network) -> DriveAir -> Session.write
+
 Every queue is bounded: the mic buffer drops its oldest audio, the job queue makes ``say``
 wait, the program keeps at most two utterances ahead of air, the outbox drops pictures first.
 """
@@ -35,6 +39,7 @@ from anima.events import (
     FaceParams,
     HandoffEvent,
     Interrupted,
+    LimitReached,
     StateChanged,
     TranscriptEvent,
     TurnLatency,
@@ -92,17 +97,21 @@ class Session:
         clock: Clock | None = None,
         greet: bool = True,
         listening: Listening = "always",
+        drive: bool = False,
     ) -> None:
         if media not in MEDIA_MODES:
             raise ValueError(f"media must be one of {', '.join(MEDIA_MODES)}, not {media!r}")
         if listening not in ("always", "ptt"):
             raise ValueError(f"listening must be 'always' or 'ptt', not {listening!r}")
+        if drive and listening == "ptt":
+            raise ValueError("a drive session has no push-to-talk: the driver's audio always plays")
         self.engine = engine
+        self.drive = drive  # the pushed audio is the avatar's voice (anima.engine.drive)
         self.id = secrets.token_urlsafe(9)
         self.media: Media = media
         self.realtime = realtime
         self.clock: Clock = clock or MonotonicClock()
-        self.greet = greet
+        self.greet = greet and not drive
         self.listening: Listening = listening
         self.user_id = user_id
         self.state = "idle"
@@ -146,6 +155,9 @@ class Session:
             raise SessionClosed("the session is closed")
         if self._started:
             return
+        if self.drive:
+            await self._start_drive()
+            return
         engine = self.engine
         await engine.load()
         loop = asyncio.get_running_loop()
@@ -155,7 +167,9 @@ class Session:
         self._mediaclock = MediaClock(voice.sample_rate, self.fps)
         render = await self._renderer(self._avatar_spec)
         self._captions = Captions()
-        self._lipsync = LipSyncStage(self._mediaclock)
+        from anima.session import lipsync_for  # XTTS has no phoneme timings: audio network
+
+        self._lipsync = LipSyncStage(self._mediaclock, lipsync_for(voice))
         self._pipe = Pipeline(
             [SpeechStage(voice, engine.settings.voice.timeout), self._captions, self._lipsync],
             maxsize=16,
@@ -192,6 +206,48 @@ class Session:
         if self.greet:
             await self._greet()
 
+    async def _start_drive(self) -> None:
+        """Drive mode: the output loop plays the driver's audio and mouth (no listener, brain
+        or voice synthesis, so none of their models are loaded)."""
+        from anima.engine.drive import DriveAir, DriveFeed
+        from anima.lipsync.neural import shared_model
+
+        engine = self.engine
+        self._loop_thread = threading.get_ident()
+        self._loop = asyncio.get_running_loop()
+        voice = await run_blocking(lambda: engine.voice)  # only for the output rate
+        model = await run_blocking(shared_model)
+        self._mediaclock = MediaClock(voice.sample_rate, self.fps)
+        render = await self._renderer(self._avatar_spec)
+        self._program = Program(ahead=2)  # stays empty: nothing is synthesised
+        self._outbox = Outbox(self._loop, maxsize=int(_OUT_SECONDS * self.fps * 3))
+        self._drive = DriveFeed(self._mediaclock, model, realtime=self.realtime)
+        self._air = DriveAir(
+            self._drive,
+            self._program,
+            render,
+            self,
+            self._mediaclock,
+            clock=self.clock,
+            realtime=self.realtime,
+            lead_out=0.0,
+            offload=self.media == "video",
+        )
+        self._air.on_state = self._state_events
+        self._air.on_events = self._on_air_events
+        self._started = True
+        self._tasks = [asyncio.create_task(self._run_air(), name=f"session:{self.id}:drive")]
+        self.state = ""  # the first state is always announced
+        self._set_state("idle")
+
+    def end_audio(self) -> None:
+        """Drive mode: the driver stopped for good; the audio held back for filtering and
+        look-ahead plays out now and :meth:`frames` ends after the last frame."""
+        self._check_open()
+        if not self.drive or not self._started:
+            raise RuntimeError("end_audio() is for a started drive session")
+        self._drive.end()
+
     async def aclose(self) -> None:
         """Tear down: cancel every task, free buffers, release the engine slot. Idempotent."""
         if self._closed:
@@ -206,8 +262,9 @@ class Session:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
                 self._tasks, self._feeders = [], set()
-                await self._pipe.__aexit__(None, None, None)
-                await self._listener.aclose()
+                if not self.drive:
+                    await self._pipe.__aexit__(None, None, None)
+                    await self._listener.aclose()
                 self._outbox.close()
                 if self._render_pool is not None:
                     # A hung render keeps its thread until it returns; nothing waits for it.
@@ -228,8 +285,18 @@ class Session:
     # -- input -------------------------------------------------------------------------------
 
     def push_audio(self, pcm: np.ndarray, sample_rate: int, channels: int = 1) -> None:
-        """Mic audio (int16 or float32, any rate); non-blocking; bounded (oldest dropped)."""
+        """Mic audio (int16 or float32, any rate); non-blocking; bounded (oldest dropped).
+
+        In a drive session the audio is the avatar's voice: it is checked here (AudioError, a
+        ValueError, says why it cannot be used) and plays about a frame later.
+        """
         self._check_open()
+        if self.drive:
+            if not self._started:
+                raise RuntimeError("start() the drive session before pushing audio")
+            self._drive.push(np.asarray(pcm), int(sample_rate), int(channels))
+            self.dropped_audio = self._drive.dropped  # at the output rate: a live backlog
+            return
         if self.listening == "ptt" and not self._ptt:
             return  # push-to-talk released: the microphone is not listened to
         self._queue_mic(np.asarray(pcm), int(sample_rate), int(channels))
@@ -263,7 +330,7 @@ class Session:
     async def interrupt(self, reason: str = "user") -> None:
         """Stop speaking now: the turn's remaining frames are discarded, queued speech dropped."""
         self._check_open()
-        if not self._started:
+        if not self._started or self.drive:  # a drive session has no speech of its own to cut
             return
         jobs = self._jobs
         assert jobs is not None
@@ -294,6 +361,9 @@ class Session:
     def presence(self, present: bool) -> None:
         """A person approached / left (kiosk sensor): greet on approach when idle."""
         self._check_open()
+        if self.drive:  # the driver does the talking
+            self._present = present
+            return
         if present and not self._present:
             self._present = True
             queued = self._jobs is not None and not self._jobs.empty()
@@ -309,6 +379,8 @@ class Session:
     def ptt_start(self) -> None:
         """Push-to-talk pressed: listen (and stop the avatar if it is speaking)."""
         self._check_open()
+        if self.drive:
+            raise RuntimeError("a drive session has no push-to-talk")
         self._ptt = True
         if self._started and self.state == "speaking":
             task = asyncio.get_running_loop().create_task(self.interrupt("ptt"))
@@ -340,7 +412,7 @@ class Session:
         """Change who the avatar is (keys of the ``persona`` settings) from the next reply on."""
         self._check_open()
         self.engine.check_persona(overrides)
-        if self._started:
+        if self._started and not self.drive:
             self._agent.persona = self.engine.persona(overrides)
 
     # -- output ------------------------------------------------------------------------------
@@ -388,6 +460,8 @@ class Session:
     async def _run_air(self) -> None:
         try:
             await self._air.run()
+            if self.drive and not self._closed:
+                self._outbox.finish()  # the driver ended: frames() ends after the last frame
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the output loop is the session: say why it ended
@@ -421,6 +495,8 @@ class Session:
             self._event(ev)
 
     def _rest_state(self) -> str:
+        if self.drive:
+            return "idle"
         return "listening" if self.listening == "always" or self._ptt else "idle"
 
     async def _renderer(self, spec: str | Avatar | None) -> Any:
@@ -430,6 +506,11 @@ class Session:
         if self.media == "events":
             return lambda k, shape, speaking: None
         animator = await self.engine.animator(spec)
+        if s.backend != "default":  # the neural mouth (GPU); on the CPU it keeps the animator
+            from anima.render.neural_mouth import session_face
+
+            program = lambda: getattr(self, "_program", None)  # noqa: E731 - set after this
+            animator = await session_face(animator, s, program, self.sample_rate)
         last: list[np.ndarray] = [np.full((s.size, s.size, 3), 128, np.uint8)]
         want = (s.size, s.size, 3)
         timeout = s.frame_timeout
@@ -620,7 +701,7 @@ class Session:
                 await push(TurnEnd(turn=turn))
 
     async def _feed_reply(self, job: Job, turn: int) -> None:
-        from anima.dialogue.agent import HandoffRequested, TurnFailed
+        from anima.dialogue.agent import BudgetSpent, HandoffRequested, TurnFailed
         from anima.dialogue.brain import Phrase
 
         asked = self.clock.now()
@@ -639,6 +720,8 @@ class Session:
                     self._event(HandoffEvent(ev.reason))
                 elif isinstance(ev, TurnFailed):
                     self._event(ErrorEvent("brain", ev.message, ev.retryable))
+                elif isinstance(ev, BudgetSpent):  # issue 9: the LLM budget is spent
+                    self._event(LimitReached("llm_tokens", ev.used, ev.allowed))
 
     def _report_latency(self, job: Job) -> None:
         job.reported = True
@@ -737,6 +820,8 @@ class Session:
 
     def _check_text(self, text: str) -> str:
         self._check_open()
+        if self.drive:
+            raise RuntimeError("a drive session speaks only with the driver's audio (no say/ask)")
         if not isinstance(text, str):
             raise ValueError("text must be a string")
         text = " ".join(text.split())

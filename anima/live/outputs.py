@@ -26,7 +26,7 @@ import numpy as np
 from prometheus_client import Counter, Histogram
 
 from anima import watermark
-from anima.media import AUDIO_RATE
+from anima.media import AUDIO_RATE, NVENC
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class EncoderConfig:
     zerolatency: bool = True
     threads: int = 0  # x264 threads; 0 lets x264 choose
     watermark: bool = True  # invisible AI-disclosure mark in every frame + metadata tags
+    codec: str = "libx264"  # or h264_nvenc (anima.media.video_codec picks it when it opens)
 
     @property
     def gop(self) -> int:
@@ -105,26 +106,11 @@ class SharedEncoder:
         # A container that writes nowhere holds the encoders: opening it fills the codec
         # parameters (SPS/PPS, AudioSpecificConfig) that output streams copy as templates.
         self._holder = av.open(io.BytesIO(), "w", format="null")
-        v = self._holder.add_stream("libx264", rate=cfg.fps)
+        v = self._holder.add_stream(cfg.codec, rate=cfg.fps)
         v.width, v.height = cfg.width, cfg.height
         v.pix_fmt = "yuv420p"
         v.time_base = Fraction(1, cfg.fps)
-        opts = {
-            "preset": cfg.preset,
-            "g": str(cfg.gop),
-            "keyint_min": str(cfg.gop),
-            "sc_threshold": "0",  # keyframes on a fixed grid: HLS segments and RTMP joins
-        }
-        if cfg.zerolatency:
-            opts["tune"] = "zerolatency"
-        if cfg.video_bitrate:
-            rate = str(cfg.video_bitrate)
-            opts.update(b=rate, maxrate=rate, bufsize=str(2 * cfg.video_bitrate))
-        else:
-            opts["crf"] = str(cfg.crf)
-        if cfg.threads:
-            opts["threads"] = str(cfg.threads)
-        v.options = opts
+        v.options = _nvenc_options(cfg) if cfg.codec == NVENC else _x264_options(cfg)
         v.codec_context.flags |= av.codec.context.Flags.global_header
         a = self._holder.add_stream("aac", rate=AUDIO_RATE, layout="mono")
         a.time_base = Fraction(1, AUDIO_RATE)
@@ -434,3 +420,35 @@ class OutputHub:
             for out in self.outputs:
                 out.close()
             self.encoder.close()
+
+
+def _x264_options(cfg: EncoderConfig) -> dict[str, str]:
+    opts = {
+        "preset": cfg.preset,
+        "g": str(cfg.gop),
+        "keyint_min": str(cfg.gop),
+        "sc_threshold": "0",  # keyframes on a fixed grid: HLS segments and RTMP joins
+    }
+    if cfg.zerolatency:
+        opts["tune"] = "zerolatency"
+    if cfg.video_bitrate:
+        rate = str(cfg.video_bitrate)
+        opts.update(b=rate, maxrate=rate, bufsize=str(2 * cfg.video_bitrate))
+    else:
+        opts["crf"] = str(cfg.crf)
+    if cfg.threads:
+        opts["threads"] = str(cfg.threads)
+    return opts
+
+
+def _nvenc_options(cfg: EncoderConfig) -> dict[str, str]:
+    """NVENC's equivalents: fixed GOP without scene cuts, no B-frames, low-latency tuning."""
+    opts = {"preset": "p4", "g": str(cfg.gop), "no-scenecut": "1", "bf": "0", "forced-idr": "1"}
+    if cfg.zerolatency:
+        opts["tune"] = "ll"
+    if cfg.video_bitrate:
+        rate = str(cfg.video_bitrate)
+        opts.update(rc="cbr", b=rate, maxrate=rate, bufsize=str(2 * cfg.video_bitrate))
+    else:
+        opts.update(rc="vbr", cq=str(cfg.crf), b="0")
+    return opts

@@ -16,6 +16,7 @@ from anima.live.outputs import (
 )
 from anima.live.overlay import Compositor, read_image
 from anima.live.show import LiveShow, Responder
+from anima.media import video_codec
 from anima.pipeline import Clock
 from anima.render.animator import FaceAnimator
 from anima.render.avatar import Avatar
@@ -46,6 +47,7 @@ def encoder_config(settings: Settings, *, live: bool) -> EncoderConfig:
         audio_bitrate=lv.audio_bitrate,
         zerolatency=live,
         watermark=settings.render.watermark,
+        codec=video_codec(settings.render.encoder, settings.render.device),
     )
 
 

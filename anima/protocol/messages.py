@@ -87,6 +87,7 @@ class Hello:
     greet: bool
     user_id: str | None
     token: str | None
+    drive: bool = False  # the mic audio is the avatar's voice ("speak through the avatar")
 
 
 def parse_text(data: str) -> dict[str, Any]:
@@ -136,6 +137,9 @@ def parse_hello(msg: dict[str, Any]) -> Hello:
     listening = msg.get("listening", "always")
     if listening not in ("always", "ptt"):
         raise ProtocolError("bad_message", "listening must be 'always' or 'ptt'")
+    drive = _bool(msg, "drive", False)
+    if drive and listening == "ptt":
+        raise ProtocolError("bad_message", "a drive session has no push-to-talk (listening 'ptt')")
     return Hello(
         media=media,
         audio=AudioFormat(fmt, rate, channels),
@@ -144,6 +148,7 @@ def parse_hello(msg: dict[str, Any]) -> Hello:
         greet=_bool(msg, "greet", True),
         user_id=_opt_str(msg, "user_id"),
         token=_opt_str(msg, "token"),
+        drive=drive,
     )
 
 

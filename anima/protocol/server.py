@@ -202,7 +202,10 @@ class Connection:
                 return True
             self.speech_seconds += seconds
             if len(pcm):
-                self.session.push_audio(pcm, self.audio.rate, self.audio.channels)
+                try:
+                    self.session.push_audio(pcm, self.audio.rate, self.audio.channels)
+                except ValueError as exc:  # a drive session checks its audio at once
+                    raise ProtocolError("bad_audio", _one_line(exc)) from None
             return True
         msg = parse_text(data)
         kind = msg["type"]
@@ -224,6 +227,8 @@ class Connection:
         return True
 
     async def _command(self, session: Session, kind: str, msg: dict[str, Any]) -> None:
+        if session.drive and kind in ("say", "ask"):
+            raise ProtocolError("out_of_order", f"'{kind}' is not available in a drive session")
         try:
             if kind == "say":
                 emotion = msg.get("emotion", "neutral")
@@ -280,6 +285,7 @@ class Connection:
                 media=hello.media,  # type: ignore[arg-type]
                 greet=hello.greet,
                 listening=hello.listening,  # type: ignore[arg-type]
+                drive=hello.drive,
             )
         except EngineBusy as exc:
             raise ProtocolError("busy", str(exc), True) from None
@@ -300,6 +306,7 @@ class Connection:
                 "session": session.id,
                 "media": session.media,
                 "listening": session.listening,
+                "drive": session.drive,
                 "output": {
                     "audio": None
                     if session.media == "events"

@@ -1,17 +1,23 @@
 """An avatar made from one photo: validate it, find the face, crop, and keep what rendering needs.
 
 :func:`read_photo` enforces byte and pixel limits before decoding the image, so a huge file
-or a decompression bomb is refused cheaply. :func:`prepare_avatar` finds the face (the largest
+or a decompression bomb is refused cheaply, then decodes on a worker thread under a wall-clock
+budget (``decode_timeout``); :func:`read_photo_async` does the same without blocking the event
+loop. :func:`prepare_avatar` finds the face (the largest
 if there are several), crops a square around it with margin, and re-detects landmarks on the
 crop. :class:`AvatarStore` keeps prepared avatars on disk so sessions start fast.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import re
 import shutil
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -39,6 +45,7 @@ class PhotoLimits:
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
     min_face_pixels: int = 80
+    decode_timeout: float | None = 60.0  # wall-clock seconds for one decode; None: no limit
 
 
 @dataclass(frozen=True)
@@ -107,8 +114,67 @@ class Avatar:
         return cls(meta["name"], image, landmarks, list(meta.get("notes", [])), consent)
 
 
-def read_photo(source: Path | bytes, limits: PhotoLimits = PhotoLimits()) -> np.ndarray:
-    """Decode a photo to RGB uint8 after checking its size in bytes and pixels."""
+def read_photo(
+    source: Path | bytes,
+    limits: PhotoLimits = PhotoLimits(),
+    *,
+    decode: Callable[[bytes, PhotoLimits], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Decode a photo to RGB uint8 after checking its size in bytes and pixels.
+
+    The decode runs on its own daemon thread and is abandoned after ``limits.decode_timeout``
+    seconds (:class:`AvatarError`): Pillow's C decoder cannot be interrupted, so a thread
+    stuck in it finishes on its own, bounded by the pixel limit. ``decode`` replaces the
+    decoder (tests inject a slow one).
+    """
+    data = _photo_bytes(source, limits)
+    future = _decode_in_thread(decode or decode_photo, data, limits)
+    try:
+        return future.result(timeout=limits.decode_timeout)
+    except concurrent.futures.TimeoutError:
+        raise AvatarError(_too_slow(limits)) from None
+
+
+async def read_photo_async(
+    source: Path | bytes,
+    limits: PhotoLimits = PhotoLimits(),
+    *,
+    decode: Callable[[bytes, PhotoLimits], np.ndarray] | None = None,
+) -> np.ndarray:
+    """:func:`read_photo` for the event loop: the loop keeps running while the photo decodes."""
+    data = await asyncio.to_thread(_photo_bytes, source, limits)
+    future = _decode_in_thread(decode or decode_photo, data, limits)
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), limits.decode_timeout)
+    except TimeoutError:
+        raise AvatarError(_too_slow(limits)) from None
+
+
+def _too_slow(limits: PhotoLimits) -> str:
+    return f"decoding the image took over {limits.decode_timeout:g} s; it was abandoned"
+
+
+def _decode_in_thread(
+    decode: Callable[[bytes, PhotoLimits], np.ndarray], data: bytes, limits: PhotoLimits
+) -> concurrent.futures.Future[np.ndarray]:
+    # A fresh daemon thread, not a pool: a decode that never returns must not take a pool
+    # worker (or the interpreter's exit) with it.
+    future: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(decode(data, limits))
+        except BaseException as exc:  # handed to the waiting caller
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="anima-photo-decode", daemon=True).start()
+    return future
+
+
+def _photo_bytes(source: Path | bytes, limits: PhotoLimits) -> bytes:
+    """The photo's bytes, refused when over ``limits.max_bytes`` (before reading a file)."""
     if isinstance(source, Path | str):
         path = Path(source)
         if not path.is_file():
@@ -127,6 +193,11 @@ def read_photo(source: Path | bytes, limits: PhotoLimits = PhotoLimits()) -> np.
             )
     if not data:
         raise AvatarError("the image file is empty")
+    return data
+
+
+def decode_photo(data: bytes, limits: PhotoLimits = PhotoLimits()) -> np.ndarray:
+    """Decode photo bytes to RGB uint8: the pixel limit from the header, then the pixels."""
     too_big = f"the image has too many pixels; the limit is {limits.max_pixels:,} pixels"
     try:
         with warnings.catch_warnings():

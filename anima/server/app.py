@@ -12,6 +12,13 @@ Routes (OpenAPI docs at ``/docs``):
 - ``GET /api/sessions``, ``GET|DELETE /api/sessions/{id}``, ``POST /api/sessions/{id}/say``,
   ``/ask``, ``/interrupt``, ``/close`` (the page-unload beacon).
 
+Limits (:mod:`anima.server.limits`): every ``/api/*`` request but ``/api/health`` spends from
+a token bucket of its client address and of its token (``429 rate_limited``); an offer past
+``server.max_sessions_per_client`` gets ``429 busy``, past ``server.max_sessions`` ``503 busy``.
+The client address honours ``X-Forwarded-For`` only from ``server.trusted_proxies``. On
+shutdown the registry drains (:meth:`Registry.drain`): new offers get ``503 busy``, open
+sessions finish their turn for up to ``server.drain_seconds``, then close.
+
 Access: bound to loopback, nothing needs a token. Otherwise (or with
 ``webrtc.require_token``) signalling and per-session calls need a session token (or the
 operator key), and listing sessions needs the operator key. CORS allows only
@@ -38,7 +45,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from anima.config import Settings
 from anima.server import metrics
 from anima.server.auth import TokenError, TokenSigner, check_operator, ice_servers, is_loopback
-from anima.server.registry import Busy, Registry, UnknownSession, new_session_id
+from anima.server.limits import ServerLimits
+from anima.server.registry import Busy, ClientBusy, Registry, UnknownSession, new_session_id
 from anima.server.rtc import SignallingError
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,9 @@ class Offer(BaseModel):
     avatar: str | None = Field(None, max_length=100, description="Avatar name; default sample.")
     token: str | None = Field(None, description="Session token (needed off loopback).")
     greet: bool = Field(True, description="Speak the persona's greeting on connect.")
+    drive: bool = Field(
+        False, description="Speak through the avatar: the mic is its voice and moves its lips."
+    )
 
 
 class Answer(BaseModel):
@@ -110,6 +121,7 @@ def create_app(
     bound = host or settings.server.host
     token_required = cfg.require_token if cfg.require_token is not None else not is_loopback(bound)
     signer = TokenSigner.from_settings(cfg)
+    limits = ServerLimits(settings.server)
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -123,14 +135,15 @@ def create_app(
             await eng.load()
         if hasattr(eng, "avatar"):
             await eng.avatar(None)  # prepare the sample portrait now, not in the first offer
-        registry = Registry(eng, settings)
+        registry = Registry(eng, settings, limits)
         registry.start()
         state["registry"] = registry
         app.state.registry = registry
         try:
             yield
         finally:
-            await registry.aclose()
+            # Finish the turns in flight (a signal may have started this already), then close.
+            await registry.drain(settings.server.drain_seconds)
             if owned:
                 await eng.aclose()
 
@@ -147,6 +160,26 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+
+    @app.middleware("http")
+    async def _rate_limit(request: Request, call_next):
+        path = request.url.path
+        if path.startswith("/api/") and path != "/api/health":
+            peer = request.client.host if request.client else None
+            client = limits.client(peer, request.headers.get("x-forwarded-for"))
+            request.state.client = client
+            if not limits.allow(client, _bearer(request)):
+                metrics.REFUSED.labels("rate").inc()
+                return JSONResponse(
+                    {
+                        "error": "rate_limited",
+                        "message": f"more than {settings.server.messages_per_second:g} "
+                        "requests a second; slow down",
+                    },
+                    status_code=429,
+                    headers={"Retry-After": str(limits.retry_after())},
+                )
+        return await call_next(request)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -194,6 +227,10 @@ def create_app(
             metrics.REFUSED.labels("operator").inc()
             raise ApiError(401, "unauthorized", "the operator key is required")
 
+    def _not_draining() -> None:
+        if registry().draining:
+            raise ApiError(503, "busy", "the server is shutting down; no new turns")
+
     def session(sid: str):
         try:
             return registry().get(sid)
@@ -211,7 +248,7 @@ def create_app(
         """Liveness and load."""
         reg = registry()
         return {
-            "status": "ok",
+            "status": "draining" if reg.draining else "ok",
             "sessions": len(reg.sessions),
             "max_sessions": reg.max_sessions,
             "token_required": token_required,
@@ -263,8 +300,13 @@ def create_app(
                 raise ApiError(401, "unauthorized", str(exc)) from None
             if sid in registry().sessions:
                 raise ApiError(409, "conflict", "this token's session is already open")
+        client = getattr(request.state, "client", None) or "?"
         try:
-            rtc, answer = await registry().open(sid, body.avatar, body.sdp, greet=body.greet)
+            rtc, answer = await registry().open(
+                sid, body.avatar, body.sdp, greet=body.greet, client=client, drive=body.drive
+            )
+        except ClientBusy as exc:
+            raise ApiError(429, "busy", str(exc)) from None
         except Busy as exc:
             raise ApiError(503, "busy", str(exc)) from None
         except SignallingError as exc:
@@ -317,6 +359,7 @@ def create_app(
         """Make the avatar say exactly this (queued after current speech)."""
         authorize(request, sid)
         rtc = session(sid)
+        _not_draining()
         rtc.touch()
         await _call(rtc.session.say(body.text, body.emotion))
         return {"status": "queued"}
@@ -326,6 +369,7 @@ def create_app(
         """Typed user text, answered like speech."""
         authorize(request, sid)
         rtc = session(sid)
+        _not_draining()
         rtc.touch()
         await _call(rtc.session.ask(body.text))
         return {"status": "asked"}
@@ -339,6 +383,7 @@ def create_app(
 
     app.state.token_required = token_required
     app.state.signer = signer
+    app.state.limits = limits
     return app
 
 

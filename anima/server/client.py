@@ -97,12 +97,14 @@ class RtcClient:
         avatar: str | None = None,
         greet: bool = True,
         send_audio: bool = True,
+        drive: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.avatar = avatar
         self.greet = greet
         self.send_audio = send_audio
+        self.drive = drive  # the microphone is the avatar's voice (no answers)
         self.pc = RTCPeerConnection()
         self.mic = MicTrack()
         self.session_id: str | None = None
@@ -139,6 +141,8 @@ class RtcClient:
             "avatar": self.avatar,
             "greet": self.greet,
         }
+        if self.drive:
+            body["drive"] = True
         if self.token:
             body["token"] = self.token
         async with httpx.AsyncClient(timeout=within) as http:

@@ -3,6 +3,11 @@
 The engine enforces ``server.max_sessions`` too (``EngineBusy``); checking here first answers
 "busy" before a peer connection is built. A reaper task closes conversations that never
 connected within ``webrtc.connect_timeout`` or had no user activity for ``server.idle_timeout``.
+
+Per-client limits come from :class:`~anima.server.limits.ServerLimits`: sessions per client
+address, and the message buckets each conversation's data channel spends from. Shutdown is
+:meth:`Registry.drain`: refuse new sessions, let each open one finish its turn (close it as
+soon as it is quiet), close the rest at the deadline.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any
 
 from anima.config import Settings
 from anima.server import metrics
-from anima.server.auth import ice_servers
+from anima.server.auth import ice_servers, is_loopback
+from anima.server.limits import ServerLimits
 from anima.server.rtc import RtcSession
 
 log = logging.getLogger(__name__)
@@ -25,7 +31,11 @@ QUIET = ("idle", "listening")  # states in which a conversation may time out
 
 
 class Busy(RuntimeError):
-    """Every session slot is taken."""
+    """Every session slot is taken (or the server is shutting down)."""
+
+
+class ClientBusy(Busy):
+    """This client address already holds ``server.max_sessions_per_client`` sessions."""
 
 
 class UnknownSession(KeyError):
@@ -43,10 +53,13 @@ def new_session_id() -> str:
 class Registry:
     """Open :class:`RtcSession` objects by id, created from one engine."""
 
-    def __init__(self, engine: Any, settings: Settings) -> None:
+    def __init__(self, engine: Any, settings: Settings, limits: ServerLimits | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.limits = limits or ServerLimits(settings.server)
         self.sessions: dict[str, RtcSession] = {}
+        self.draining = False  # shutting down: no new sessions, no new turns
+        self._deadline: float | None = None  # monotonic end of the drain
         self._reaper: asyncio.Task | None = None
         self._pending = 0  # slots held while an offer is being answered
 
@@ -61,23 +74,50 @@ class Registry:
             self._reaper = asyncio.get_running_loop().create_task(self._reap(), name="rtc-reaper")
 
     async def open(
-        self, sid: str | None, avatar: str | None, sdp: str, *, greet: bool = True
+        self,
+        sid: str | None,
+        avatar: str | None,
+        sdp: str,
+        *,
+        greet: bool = True,
+        client: str = "?",
+        drive: bool = False,
     ) -> tuple[RtcSession, Any]:
-        """A new conversation answering ``sdp``: (session, answer). Raises :class:`Busy`."""
+        """A new conversation answering ``sdp``: (session, answer).
+
+        Raises :class:`Busy` when the server is full or draining, :class:`ClientBusy` when
+        ``client`` holds its share of sessions already.
+        """
+        if self.draining:
+            metrics.REFUSED.labels("busy").inc()
+            raise Busy("the server is shutting down; try again later")
         if len(self.sessions) + self._pending >= self.max_sessions:
             metrics.REFUSED.labels("busy").inc()
             raise Busy(f"all {self.max_sessions} session slots are in use; try again later")
         sid = sid or new_session_id()
         if sid in self.sessions:
             raise ValueError(f"session {sid!r} is already open")
+        slots = self.limits.slots
+        # The machine itself (a kiosk, a bench, the operator) is not capped per address; a
+        # reverse proxy on this host must be listed in server.trusted_proxies to be seen
+        # through, or all its clients share (and skip) this cap.
+        capped = not is_loopback(client)
+        if capped and not slots.acquire(client):
+            metrics.REFUSED.labels("client_busy").inc()
+            raise ClientBusy(
+                f"this client already has {slots.limit} open sessions; close one first"
+            )
         self._pending += 1
         try:
             if hasattr(self.engine, "avatar"):
                 await self.engine.avatar(avatar)  # an unknown avatar fails here, before any pc
-            engine_session = self.engine.session(avatar, greet=greet)
-        except Exception:
+            engine_session = self.engine.session(avatar, greet=greet, drive=drive)
+        except BaseException:
             self._pending -= 1
+            if capped:
+                slots.release(client)
             raise
+        server = self.settings.server
         rtc = RtcSession(
             sid,
             engine_session,
@@ -85,12 +125,16 @@ class Registry:
             queue_seconds=self.settings.webrtc.queue_seconds,
             avatar=avatar or "sample",
             on_closed=self._forget,
+            client=client,
+            allow=lambda: self.limits.allow(client, f"session:{sid}"),
+            max_speech_seconds=server.max_speech_seconds,
         )
+        rtc.holds_slot = capped
         try:
             answer = await rtc.answer(sdp)
         except BaseException:
             self._pending -= 1
-            await rtc.close("signalling failed")
+            await rtc.close("signalling failed")  # releases the client's slot (_forget)
             raise
         self._pending -= 1
         self.sessions[sid] = rtc
@@ -110,6 +154,9 @@ class Registry:
         await self.get(sid).close(reason)
 
     def _forget(self, rtc: RtcSession) -> None:
+        if rtc.holds_slot:
+            rtc.holds_slot = False
+            self.limits.slots.release(rtc.client)
         if self.sessions.get(rtc.id) is rtc:
             del self.sessions[rtc.id]
             metrics.CLOSED.labels(metrics.close_reason(rtc.close_reason)).inc()
@@ -134,6 +181,37 @@ class Registry:
                 elif now - rtc.last_activity > idle and rtc.session.state in QUIET:
                     rtc.send({"type": "idle_timeout", "seconds": idle})
                     await rtc.close("idle timeout")
+
+    def hurry(self) -> None:
+        """End a drain now: the sessions still open are closed at once."""
+        self._deadline = 0.0
+
+    async def drain(self, seconds: float) -> None:
+        """Shut down gently: refuse new sessions and turns, close each open session once it
+        is quiet (its current turn done), and the rest after ``seconds``. Calling it again
+        (a second signal, the lifespan after a signal) only moves the deadline earlier."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        self._deadline = deadline if self._deadline is None else min(self._deadline, deadline)
+        if self.draining:
+            # The first drain closes sessions from its own task; a short poll waits for it.
+            while self.sessions and time.monotonic() < self._deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await self.aclose()
+            return
+        self.draining = True
+        closing: set[asyncio.Task] = set()
+        for rtc in list(self.sessions.values()):
+            rtc.draining = True
+            rtc.send({"type": "draining", "seconds": round(seconds, 1)})
+        while self.sessions and time.monotonic() < self._deadline:
+            for rtc in list(self.sessions.values()):
+                if not rtc.closed and rtc.quiet:
+                    task = asyncio.get_running_loop().create_task(rtc.close("server shutdown"))
+                    closing.add(task)
+                    task.add_done_callback(closing.discard)
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*closing, return_exceptions=True)
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Close every session and stop the reaper (server shutdown)."""

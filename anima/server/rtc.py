@@ -10,6 +10,11 @@ ends — connection failed or closed, data channel closed, page-unload beacon, D
 timeout, server shutdown: it stops the tracks (so aiortc stops encoding at once rather than for
 ~30 s after a tab closes), closes the peer connection, cancels the pump and microphone tasks
 and closes the engine session.
+
+Limits: every data-channel message spends from the client's and the session's token buckets
+(``allow``; over them it is dropped with one ``rate_limited`` error per episode), microphone
+audio past ``max_speech_seconds`` is ignored after one ``speech_limit`` error, and while the
+server drains (``draining``) new ``ask``/``say`` requests get a ``busy`` error.
 """
 
 from __future__ import annotations
@@ -78,8 +83,18 @@ class RtcSession:
         queue_seconds: float = 0.5,
         avatar: str = "sample",
         on_closed: Callable[[RtcSession], Awaitable[None] | None] | None = None,
+        client: str = "?",
+        allow: Callable[[], bool] | None = None,
+        max_speech_seconds: float = float("inf"),
     ) -> None:
         self.id = sid
+        self.client = client  # the address that opened it (per-client limits)
+        self.holds_slot = False  # holds one of the client's session slots (the registry's)
+        self.draining = False  # the server is shutting down: no new turns
+        self.speech_seconds = 0.0  # microphone audio received
+        self.max_speech_seconds = max_speech_seconds
+        self._allow = allow or (lambda: True)
+        self._limited = False  # told the page it is over its rate (once per episode)
         self.session = engine_session
         self.avatar = avatar
         self.created = time.time()
@@ -144,6 +159,18 @@ class RtcSession:
         self._spawn(read_microphone(track, self._push_mic), "mic")
 
     def _push_mic(self, pcm, rate: int) -> None:
+        seconds = len(pcm) / rate
+        if self.speech_seconds + seconds > self.max_speech_seconds:
+            if self.speech_seconds <= self.max_speech_seconds:  # past the limit: told once
+                self.speech_seconds += seconds
+                metrics.REFUSED.labels("speech_limit").inc()
+                self._error(
+                    "speech_limit",
+                    f"this session has sent {self.max_speech_seconds:g} s of audio, its limit; "
+                    "further audio is ignored",
+                )
+            return
+        self.speech_seconds += seconds
         try:
             self.session.push_audio(pcm, rate)
         except ValueError as exc:  # the engine refused the audio; it says why in the log
@@ -161,7 +188,18 @@ class RtcSession:
         else:
             channel.on("open", lambda: self.send({"type": "connected"}))
 
+    def _error(self, code: str, message: str) -> None:
+        self.send({"type": "error", "stage": "input", "code": code, "message": message})
+
     def _on_message(self, message: str | bytes) -> None:
+        if not self._allow():
+            # Over the client's or the session's rate: dropped, the page told once.
+            metrics.REFUSED.labels("rate").inc()
+            if not self._limited:
+                self._limited = True
+                self._error("rate_limited", "too many messages a second; messages are dropped")
+            return
+        self._limited = False
         if isinstance(message, bytes) or len(message) > MAX_DC_MESSAGE:
             self.send({"type": "error", "stage": "input", "message": "send JSON text messages"})
             return
@@ -178,6 +216,9 @@ class RtcSession:
         self.touch()
         if kind in ("ask", "say", "interrupt") and self._commands >= MAX_PENDING:
             self.send({"type": "error", "stage": "input", "message": "too many requests at once"})
+            return
+        if kind in ("ask", "say") and self.draining:
+            self._error("busy", "the server is shutting down; no new turns")
             return
         if kind == "ask" and isinstance(msg.get("text"), str) and msg["text"].strip():
             self._spawn(self._guard(self.session.ask(msg["text"]), "ask"), "ask")
@@ -306,6 +347,16 @@ class RtcSession:
                 result = self._on_closed(self)
                 if asyncio.iscoroutine(result):
                     await result
+
+    @property
+    def quiet(self) -> bool:
+        """No turn in flight: the avatar is idle or listening and no request is pending."""
+        s = self.session
+        if getattr(s, "state", "idle") not in ("idle", "listening") or self._commands:
+            return False
+        # A reply asked for but not yet started leaves the state at "listening" for a moment.
+        jobs = getattr(s, "_jobs", None)
+        return getattr(s, "_producing", None) is None and (jobs is None or jobs.empty())
 
     @property
     def closed(self) -> bool:

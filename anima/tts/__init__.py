@@ -9,9 +9,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from anima.frames import SpeechChunk
+
+if TYPE_CHECKING:
+    from anima.config import VoiceSettings
 
 
 class VoiceError(RuntimeError):
@@ -47,9 +50,31 @@ def speak(
 
 
 def load_voice(backend: str = "piper", **options: object) -> Voice:
-    """The voice backend named ``backend``; options go to its constructor."""
+    """The voice backend named ``backend``; options go to its constructor.
+
+    ``xtts`` (Coqui, the ``xtts`` extra) is imported only here, when it is asked for.
+    """
     if backend == "piper":
         from anima.tts.piper_voice import PiperTTS
 
+        for key in ("reference_wav", "language"):  # XTTS-only settings
+            options.pop(key, None)
         return PiperTTS(**options)  # type: ignore[arg-type]
-    raise VoiceError(f"unknown voice backend {backend!r}; available: piper")
+    if backend == "xtts":
+        from anima.tts.xtts import XttsVoice
+
+        return XttsVoice(**options)  # type: ignore[arg-type]
+    raise VoiceError(f"unknown voice backend {backend!r}; available: piper, xtts")
+
+
+def voice_from_settings(voice: VoiceSettings) -> Voice:
+    """The voice ``settings.voice`` describes (backend, model, device, pace, clone clip)."""
+    return load_voice(
+        voice.backend,
+        model=voice.model,
+        length_scale=voice.length_scale,
+        sentence_silence=voice.sentence_silence,
+        device=voice.device,
+        reference_wav=voice.reference_wav,
+        language=voice.language,
+    )

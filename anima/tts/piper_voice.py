@@ -44,13 +44,20 @@ class PiperTTS:
         model: Path | None = None,
         length_scale: float = 1.0,
         sentence_silence: float = 0.15,
+        device: str | None = None,
     ) -> None:
         try:
             from piper import PiperVoice, SynthesisConfig
         except ImportError as exc:  # pragma: no cover - part of the base install
             raise VoiceError("Piper is not installed: pip install piper-tts") from exc
+        from anima.device import resolve_device
+
+        dev = resolve_device(device, "onnxruntime", what="Piper voice")
+        self.device = str(dev)
         onnx_path, config_path = piper_voice(model)
         self._voice = PiperVoice.load(onnx_path, config_path=config_path, include_alignments=True)
+        if dev.cuda:
+            self._voice = _on_cuda(self._voice, onnx_path, dev.index)
         if len(self._voice.session.get_outputs()) < 2:
             raise VoiceError(
                 "Piper loaded without phoneme alignments (the onnx package failed to patch the "
@@ -130,3 +137,36 @@ class PiperTTS:
             )
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         return pcm, timings
+
+
+def cuda_providers(index: int) -> list[str | tuple[str, dict[str, object]]]:
+    """onnxruntime providers for GPU ``index``: CUDA first, the CPU for any op CUDA lacks."""
+    return [
+        ("CUDAExecutionProvider", {"device_id": index, "cudnn_conv_algo_search": "HEURISTIC"}),
+        "CPUExecutionProvider",
+    ]
+
+
+def _on_cuda(voice: object, onnx_path: Path, index: int) -> object:  # pragma: no cover - GPU
+    """``voice`` with its session rebuilt on CUDA device ``index`` (alignments patched in).
+
+    Piper's own ``use_cuda`` neither picks the device nor keeps a CPU fallback, so the
+    session is made here from the same in-memory patched graph.
+    """
+    import dataclasses
+
+    import onnx
+    import onnxruntime
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    graph = onnx.load(str(onnx_path))
+    try:
+        add_alignment_output(graph)
+    except ValueError:  # already patched on disk
+        pass
+    session = onnxruntime.InferenceSession(
+        graph.SerializeToString(), providers=cuda_providers(index)
+    )
+    if session.get_providers()[0] != "CUDAExecutionProvider":
+        raise VoiceError(f"onnxruntime could not open CUDA device {index} for the Piper voice")
+    return dataclasses.replace(voice, session=session)  # type: ignore[type-var]

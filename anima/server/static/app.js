@@ -193,7 +193,7 @@ async function start() {
       method: "POST",
       body: JSON.stringify({
         sdp: pc.localDescription.sdp, type: "offer", avatar: $("avatar").value || null, token,
-        greet: params.get("greet") !== "0",
+        greet: params.get("greet") !== "0", drive: $("drive").checked,
       }),
     });
     anima.sessionId = answer.session_id;
@@ -212,8 +212,10 @@ function setControls(live) {
   $("start").disabled = live;
   $("stop").disabled = !live;
   $("interrupt").disabled = !live;
-  $("text").disabled = !live;
-  $("send").disabled = !live;
+  const talks = live && !$("drive").checked;  // a driven avatar only says what the mic says
+  $("text").disabled = !talks;
+  $("send").disabled = !talks;
+  $("drive").disabled = live;
 }
 
 function hangUp(reason, tellServer) {
@@ -247,4 +249,5 @@ window.addEventListener("pagehide", () => {
   navigator.sendBeacon(`/api/sessions/${anima.sessionId}/close${q}`);
 });
 loadConfig().catch((err) => showError(err.message));
+if (params.get("drive") === "1") $("drive").checked = true;
 if (params.get("autostart") === "1") start();
