@@ -92,6 +92,21 @@ class Utterance:
                 self._head = 0
         return shape, speaking, out
 
+    def peek(self, samples: int) -> np.ndarray:
+        """Up to ``samples`` of the audio still to play (int16), without consuming it.
+
+        For renderers that look at the sound of the coming frames (a neural mouth).
+        """
+        parts: list[np.ndarray] = []
+        left = samples
+        for i, chunk in enumerate(self._audio):
+            if left <= 0:
+                break
+            part = chunk[self._head if i == 0 else 0 :][:left]
+            parts.append(part)
+            left -= len(part)
+        return np.concatenate(parts) if parts else np.zeros(0, np.int16)
+
     def subtitle(self) -> str:
         """The sentence being spoken now (the whole text when sentences are unknown)."""
         current = self.text

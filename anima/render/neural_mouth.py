@@ -256,16 +256,10 @@ class UtteranceAudio:
     def _peek(utt: Any, n: int) -> np.ndarray:
         """Up to ``n`` unplayed samples of ``utt`` as float (-1..1), zero-padded."""
         out = np.zeros(n, np.float32)
-        chunks = list(getattr(utt, "_audio", ()))
-        head = int(getattr(utt, "_head", 0))
-        filled = 0
-        for i, chunk in enumerate(chunks):
-            part = chunk[head if i == 0 else 0 :][: n - filled]
-            part = part / 32768.0 if part.dtype == np.int16 else part  # utterances hold int16
-            out[filled : filled + len(part)] = part
-            filled += len(part)
-            if filled >= n:
-                break
+        if utt is None or not hasattr(utt, "peek"):
+            return out  # a pause (Silence) or nothing on air
+        part = utt.peek(n)
+        out[: len(part)] = part / 32768.0  # utterances hold int16
         return out
 
 
