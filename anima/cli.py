@@ -149,6 +149,13 @@ def _parser() -> argparse.ArgumentParser:
     bm.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bm.add_argument("--seconds", type=float, default=8.0, help="length of each sessions run")
     bm.add_argument("--soak", type=float, default=600.0, help="soak length in seconds (0: none)")
+    bl = bsub.add_parser("load", help="talking sessions 2 cores hold; 'busy' past max_sessions")
+    bl.add_argument(
+        "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
+    )
+    bl.add_argument("--max-sessions", type=int, default=6, help="stop the sweep here")
+    bl.add_argument("--seconds", type=float, default=20.0, help="measured length of each step")
+    bl.add_argument("--extra", type=int, default=3, help="clients that try to join when full")
     bg = bsub.add_parser("gpu", help="ASR, batched neural mouth and NVENC on the set device")
     bg.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bg.add_argument("--quick", action="store_true", help="few repetitions, small sizes")

@@ -77,6 +77,14 @@ class VoiceSettings(BaseModel):
     timeout: float = Field(
         20.0, gt=0, description="Seconds one sentence may take to synthesise before it fails."
     )
+    cache_mb: int = Field(
+        32, ge=0, le=4096, description="Speech kept for phrases spoken before (0: no cache)."
+    )
+    prewarm: bool = Field(
+        True,
+        description="Synthesise the lines spoken word for word (greeting, fixed lines, approved"
+        " and knowledge answers) in the background after loading, so they play at once.",
+    )
 
     @field_validator("device")
     @classmethod

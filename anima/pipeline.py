@@ -20,8 +20,8 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import Counter, Histogram
 
@@ -99,6 +99,25 @@ async def run_blocking(fn: Callable[..., T], *args: object, **kwargs: object) ->
     """Run CPU-heavy ``fn`` in the default executor so the event loop stays responsive."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], poll: float = 1.0) -> None:
+    """Cancel ``tasks`` and wait until every one has ended; their errors are dropped.
+
+    A task that swallows its cancellation (on 3.11, ``asyncio.wait_for`` does in a race with
+    the awaited result) is cancelled again every ``poll`` seconds instead of being waited on
+    forever: a session's close must end.
+    """
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        while not task.done():
+            await asyncio.wait({task}, timeout=poll)
+            task.cancel()
+        if not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
 
 
 class Stage:
@@ -207,11 +226,7 @@ class Pipeline:
         ]
 
     async def _stop_workers(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def _work(self, index: int) -> None:

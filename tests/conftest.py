@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from anima.config import Settings
 from anima.render.avatar import Avatar, prepare_avatar, sample_portrait
+
+# Engines warm their known lines in a background thread after loading; in the suite that would
+# load both cores during unrelated tests. The tests of the phrase cache turn it back on.
+os.environ.setdefault("ANIMA_VOICE__PREWARM", "false")
 
 
 @pytest.fixture

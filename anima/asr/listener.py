@@ -394,9 +394,9 @@ class Listener:
         try:
             # The timeout frees the listener, not the executor thread: a recogniser that hangs
             # for good keeps its thread, but the conversation goes on without it.
-            result = await asyncio.wait_for(
-                run_blocking(self.recognizer.transcribe, job.audio), self.config.decode_timeout
-            )
+            # (asyncio.timeout: 3.11's wait_for can swallow a cancellation.)
+            async with asyncio.timeout(self.config.decode_timeout):
+                result = await run_blocking(self.recognizer.transcribe, job.audio)
             if not isinstance(result, Recognition) or not isinstance(result.text, str):
                 raise TypeError(f"the recogniser returned {type(result).__name__}, not text")
             job.result = result

@@ -91,6 +91,17 @@ def run_bench(args: argparse.Namespace, settings: Settings, err: Console) -> int
         from anima.bench.gpu import bench_gpu
 
         return bench_gpu(args.out, settings, err, quick=args.quick)
+    if args.bench_command == "load":
+        from anima.bench.load import bench_load
+
+        return bench_load(
+            args.out,
+            settings,
+            err,
+            max_sessions=args.max_sessions,
+            seconds=args.seconds,
+            extra=args.extra,
+        )
     if args.bench_command == "report":
         from anima.bench.report import bench_report
 

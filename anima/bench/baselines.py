@@ -25,6 +25,7 @@ import numpy as np
 from rich.console import Console
 
 from anima.bench.common import stats
+from anima.tts.cache import CachedVoice
 
 _CHUNK_S = 0.02  # listener input, as the microphone sends it
 _SENTENCE_END = (".", "!", "?", "…")
@@ -110,7 +111,10 @@ async def _turns(
     from anima.pipeline import run_blocking
 
     s = engine.settings
+    # The stacks these stand for synthesise every reply: bypass the engine's phrase cache.
     voice = engine.voice
+    if isinstance(voice, CachedVoice):
+        voice = voice.voice
     rate = voice.sample_rate
     fps = s.render.fps
     agent = engine.new_agent("bench-baseline")

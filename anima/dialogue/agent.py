@@ -218,6 +218,32 @@ class Agent:
         if turn is not None:
             self.history.record_reply(turn.answer, heard_chars)
 
+    def known_phrases(self, per_line: int = 2) -> list[Phrase]:
+        """Phrases this agent may speak word for word, to synthesise before anyone asks.
+
+        The greeting, the persona's fixed lines, the intents' approved answers and, when no
+        model answers, the knowledge passages (spoken verbatim): each cut exactly as a reply
+        is, keeping the first ``per_line`` phrases of each (the rest is synthesised while
+        those play). Deduplicated, in that order of priority.
+        """
+        p = self.persona
+        # Lines the agent yields whole, as one phrase.
+        whole = [p.apology, p.dont_know, p.handoff, p.refusal, p.stay_in_role, p.closing]
+        whole.append(self.budget_line)
+        # Lines it cuts into phrases first.
+        lines: list[tuple[str, str]] = [(p.greeting, "neutral"), (p.dont_know_line(), "neutral")]
+        lines.append((f"Welcome back! {p.greeting}", "neutral"))
+        if self.intents is not None:
+            lines += [(i.answer, i.emotion) for i in self.intents.intents]
+        if self.knowledge is not None and (self.brain is None or self.kcfg.strict):
+            lines += [(passage.text, "neutral") for passage in self.knowledge.passages]
+        seen: dict[tuple[str, str], Phrase] = {}
+        for phrase in [Phrase(text) for text in whole if text.strip()] + [
+            phrase for text, emotion in lines for phrase in _phrases(text, emotion)[:per_line]
+        ]:
+            seen.setdefault((phrase.text, phrase.emotion), phrase)
+        return list(seen.values())
+
     def reset(self) -> None:
         """Forget the conversation (a new visitor at the kiosk); long-term memory stays."""
         self._pending = None

@@ -282,7 +282,8 @@ class GGUFBrain:
             # Return only once the thread has let go of the model, so the next turn (or the
             # caller's aclose) finds it free: within one token, or one lock poll.
             try:
-                await asyncio.wait_for(job.finished.wait(), _STOP_WAIT)
+                async with asyncio.timeout(_STOP_WAIT):
+                    await job.finished.wait()
             except TimeoutError:
                 log.warning("GGUF worker still busy %.1fs after cancellation", _STOP_WAIT)
 

@@ -18,7 +18,10 @@ animator and its output queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +30,7 @@ from anima.config import PersonaSettings, Settings, _deep_merge
 from anima.engine.session import Listening, Media, Session, SessionClosed
 from anima.pipeline import Clock, run_blocking
 from anima.render.avatar import Avatar, AvatarError, AvatarStore
+from anima.tts.cache import CachedVoice
 
 if TYPE_CHECKING:
     from anima.dialogue.agent import Agent
@@ -65,6 +69,8 @@ class Engine:
         self._sample: Avatar | None = None
         self._avatar_cache: dict[str, Avatar] = {}
         self._animators: dict[int, FaceAnimator] = {}
+        self._warming: asyncio.Task[int] | None = None
+        self._stop_warming = threading.Event()
 
     @classmethod
     def from_config(cls, config: Settings | str | Path | None = None, **overrides: Any) -> Engine:
@@ -95,6 +101,33 @@ class Engine:
             if not self._loaded:
                 await run_blocking(self._load_sync, progress or (lambda step: None))
                 self._loaded = True
+                if self.settings.voice.prewarm and isinstance(self._voice, CachedVoice):
+                    self._warming = asyncio.create_task(
+                        run_blocking(self._warm_sync), name="engine:warm-phrases"
+                    )
+
+    async def phrases_ready(self) -> int:
+        """Wait until the known lines are synthesised (see ``voice.prewarm``); how many were.
+
+        Sessions do not need to wait: a line not warmed yet is synthesised when spoken.
+        """
+        if self._warming is None:
+            return 0
+        return await asyncio.shield(self._warming)
+
+    def _warm_sync(self) -> int:
+        voice = self._voice
+        assert isinstance(voice, CachedVoice)
+        phrases = [(p.text, p.emotion) for p in self.new_agent("warm").known_phrases()]
+        t0 = time.perf_counter()
+        made = voice.warm(phrases, stop=self._stop_warming)
+        log.info(
+            "synthesised %d known phrases in %.1f s (%.1f MB)",
+            made,
+            time.perf_counter() - t0,
+            voice.size_bytes / 2**20,
+        )
+        return made
 
     def _load_sync(self, progress: Callable[[str], None]) -> None:
         s = self.settings
@@ -141,7 +174,10 @@ class Engine:
         if self._voice is None:
             from anima.tts import voice_from_settings
 
-            self._voice = voice_from_settings(self.settings.voice)
+            v = self.settings.voice
+            voice = voice_from_settings(v)
+            # Lines said before (greetings, approved answers) replay without synthesis.
+            self._voice = CachedVoice(voice, v.cache_mb * 2**20) if v.cache_mb else voice
         return self._voice
 
     @property
@@ -305,8 +341,12 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        self._stop_warming.set()
         for session in self.sessions:
             await session.aclose()
+        if self._warming is not None:
+            with contextlib.suppress(Exception):
+                await self._warming  # at most the phrase being synthesised now
         if self._brain is not None:
             await self._brain.aclose()
         if self._memory is not None:

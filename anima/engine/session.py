@@ -57,7 +57,7 @@ from anima.frames import (
 )
 from anima.lipsync.stage import LipSyncStage
 from anima.live.program import Program, Utterance
-from anima.pipeline import Clock, MonotonicClock, Pipeline, run_blocking
+from anima.pipeline import Clock, MonotonicClock, Pipeline, cancel_and_wait, run_blocking
 from anima.tts.stage import Captions, SpeechStage
 
 if TYPE_CHECKING:
@@ -256,11 +256,7 @@ class Session:
         try:
             if self._started:
                 self._air.stop.set()
-                for task in [*self._tasks, *self._feeders]:
-                    task.cancel()
-                for task in [*self._tasks, *self._feeders]:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                await cancel_and_wait([*self._tasks, *self._feeders])
                 self._tasks, self._feeders = [], set()
                 if not self.drive:
                     await self._pipe.__aexit__(None, None, None)

@@ -135,7 +135,8 @@ class Connection:
                     else min(_HELLO_TIMEOUT, self.cfg.idle_timeout)
                 )
                 try:
-                    data = await asyncio.wait_for(self.ws.recv(), timeout)
+                    async with asyncio.timeout(timeout):
+                        data = await self.ws.recv()
                 except TimeoutError:
                     await self._error(ProtocolError("timeout", "no message in time; closing", True))
                     await self.ws.close(1001, "idle timeout")

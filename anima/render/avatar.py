@@ -145,7 +145,8 @@ async def read_photo_async(
     data = await asyncio.to_thread(_photo_bytes, source, limits)
     future = _decode_in_thread(decode or decode_photo, data, limits)
     try:
-        return await asyncio.wait_for(asyncio.wrap_future(future), limits.decode_timeout)
+        async with asyncio.timeout(limits.decode_timeout):
+            return await asyncio.wrap_future(future)
     except TimeoutError:
         raise AvatarError(_too_slow(limits)) from None
 

@@ -155,7 +155,8 @@ class BatchScheduler(Generic[T, R]):
                 break
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
         return batch
 
     async def _run(self) -> None:

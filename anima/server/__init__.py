@@ -6,6 +6,9 @@
 - :mod:`anima.server.tracks` — the outgoing tracks, their shared audio-clock pacer, the mic reader;
 - :mod:`anima.server.registry` — open conversations, limits, idle/connect/heartbeat timeouts;
 - :mod:`anima.server.auth` — session tokens, the operator key, coturn TURN credentials;
+- :mod:`anima.server.limits` — per-client/per-token rate buckets, session slots, the real
+  client address (``X-Forwarded-For`` from ``server.trusted_proxies`` only);
+- :mod:`anima.server.serving` — uvicorn with a graceful drain on SIGTERM;
 - :mod:`anima.server.client` — a Python WebRTC client (tests, ``anima bench rtc``);
 - ``static/`` — the page (plain HTML/JS/CSS).
 """

@@ -51,7 +51,10 @@ class SpeechStage(Stage):
         sentences = iter(speak(self.voice, frame.text, frame.turn, frame.emotion))
         while True:
             try:
-                chunk = await asyncio.wait_for(run_blocking(next, sentences, None), self.timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that lands as the synthesis finishes, and the stage then never stops.
+                async with asyncio.timeout(self.timeout):
+                    chunk = await run_blocking(next, sentences, None)
             except TimeoutError:
                 raise SpeechError(f"speech synthesis took over {self.timeout:g} s") from None
             if chunk is None:

@@ -63,7 +63,9 @@ async def test_budget_counts_prompt_and_streamed_tokens_then_stops_calling(
     openai_server.calls.clear()
     a = agent(kb, make_openai_brain(), budget=prompt + len(TOKENS) + 5)
     first = await ask(a, "When do you open on Saturday?")
-    assert "We open at ten on Saturdays." in " ".join(e.text for e in first if isinstance(e, Phrase))
+    assert "We open at ten on Saturdays." in " ".join(
+        e.text for e in first if isinstance(e, Phrase)
+    )
     before = spent_total()
     second = await ask(a, "And on Sunday?")
     assert len(openai_server.calls) == 1  # the brain was not called for the second question

@@ -63,9 +63,7 @@ def test_decode_within_budget_returns_pixels_and_errors_pass_through():
     # The byte limit is still checked first, in the caller's thread, before any decode.
     calls = []
     with pytest.raises(AvatarError, match="limit"):
-        read_photo(
-            data, PhotoLimits(max_bytes=100), decode=lambda d, lim: calls.append(d) or rgb
-        )
+        read_photo(data, PhotoLimits(max_bytes=100), decode=lambda d, lim: calls.append(d) or rgb)
     assert calls == []
 
 

@@ -119,6 +119,22 @@ async def quiet(engine, app) -> dict[str, float]:
 
 
 async def test_soak_sessions_return_to_baseline(engine, tmp_path, make_settings):
+    watchdog = asyncio.get_running_loop().call_later(150, dump_tasks)
+    try:
+        await soak(engine)
+    finally:
+        watchdog.cancel()
+
+
+def dump_tasks() -> None:
+    """A hang must say where it hangs (printed once, after 150 s)."""
+    import sys
+
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=6, file=sys.stderr)
+
+
+async def soak(engine) -> None:
     app = create_app(engine.settings, engine, host="127.0.0.1")
     async with (
         draining_server(app) as (base, _server),
