@@ -30,10 +30,11 @@ async def test_mic_question_is_answered_with_audio_and_face(engine):
     s = engine.session(media="params", realtime=False, greet=False)
     await s.start()
     try:
-        push_chunks(s, speech(engine, "Is there free wifi?"), engine.voice.sample_rate)
+        # (Not "wifi": tiny.en mishears it in some of Piper's random renditions.)
+        push_chunks(s, speech(engine, "Where can I park my car?"), engine.voice.sample_rate)
         items = await collect(s, _is(TurnLatency))
         finals = [i for i in items if isinstance(i, TranscriptEvent) and i.final]
-        assert finals and "wifi" in finals[0].text.lower()
+        assert finals and "park" in finals[0].text.lower()
         assert finals[0].end > finals[0].start
         states = [i.state for i in items if isinstance(i, StateChanged)]
         assert states[:3] == ["listening", "thinking", "speaking"]
@@ -46,7 +47,7 @@ async def test_mic_question_is_answered_with_audio_and_face(engine):
             s, lambda i, _: isinstance(i, StateChanged) and i.state == "listening"
         )
         subs = " ".join(i.text for i in items if isinstance(i, Subtitle))
-        assert "wifi is free" in subs.lower()
+        assert "no car park" in subs.lower()
         audio = [i for i in items if isinstance(i, AudioFrame)]
         faces = [i for i in items if isinstance(i, FaceParams)]
         assert len(audio) == len(faces) > 25
@@ -172,17 +173,17 @@ async def test_push_to_talk_listens_only_while_pressed(engine):
     await s.start()
     rate = engine.voice.sample_rate
     try:
-        push_chunks(s, speech(engine, "Where can I park my car?"), rate)  # not pressed: ignored
+        push_chunks(s, speech(engine, "Is there free wifi?"), rate)  # not pressed: ignored
         s.ptt_start()
-        push_chunks(s, speech(engine, "Is there free wifi?", tail=0.1), rate)
+        push_chunks(s, speech(engine, "Where can I park my car?", tail=0.1), rate)
         s.ptt_stop()
         items = await collect(s, lambda i, _: isinstance(i, TranscriptEvent) and i.final)
         finals = [i.text.lower() for i in items if isinstance(i, TranscriptEvent) and i.final]
-        assert len(finals) == 1 and "wifi" in finals[0]
+        assert len(finals) == 1 and "park" in finals[0]
         states = [i.state for i in items if isinstance(i, StateChanged)]
         assert states[:3] == ["idle", "listening", "idle"]
         items = await collect(s, lambda i, _: isinstance(i, Subtitle))
-        assert "wifi is free" in items[-1].text.lower() or items[-1].text == "Yes,"
+        assert "no car park" in items[-1].text.lower()
     finally:
         await s.aclose()
 

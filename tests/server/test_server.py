@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from aiortc import RTCPeerConnection
 
+from anima.asr.wer import wer
 from anima.engine import Engine
 from anima.server.app import create_app
 from anima.server.auth import TokenSigner
@@ -96,7 +97,9 @@ async def conversation(client, engine, url):
     speech = [c.pcm for c in engine.voice.synthesize("What are your opening hours?")]
     client.mic.speak(np.concatenate([*speech, np.zeros(8000, np.int16)]), engine.voice.sample_rate)
     final = await client.wait_event("transcript", final=True)
-    assert "opening hours" in final["text"].lower(), client.events
+    # Heard through Opus over a loaded loopback: allow one word in five to differ (CI once
+    # heard "opening now"); the question must still be recognisably this one.
+    assert wer("What are your opening hours?", final["text"]) <= 0.2, client.events
     subtitle = await client.wait_event("subtitle")
     while subtitle["turn"] == greeting["turn"]:  # the rest of the greeting's sentences
         subtitle = await client.wait_event("subtitle")
