@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -472,15 +480,30 @@ class Settings(BaseSettings):
     def _top_device(cls, value: str) -> str:
         return _check_device(value) or "cpu"
 
+    _inherited_device: set[str] = PrivateAttr(default_factory=set)
+
     @model_validator(mode="after")
     def _inherit_device(self) -> Settings:
         # One setting honoured by every backend: a section without its own device takes this.
-        for section in (self.listen, self.voice, self.render):
+        for name in _DEVICE_SECTIONS:
+            section = getattr(self, name)
             if section.device is None:
                 # Not marked as set: Settings.load dumps the environment's explicit values
                 # only, and an inherited device must not override the file's.
                 section.__dict__["device"] = self.device
+                self._inherited_device.add(name)
         return self
+
+    def overridden(self, overrides: dict[str, Any]) -> Settings:
+        """These settings with ``overrides`` (nested dicts of keys) applied, validated again.
+
+        A section's device that was inherited stays inherited, so ``{"device": "cuda"}``
+        moves every backend that did not choose its own.
+        """
+        data = _unsecret(self.model_dump())
+        for name in self._inherited_device:
+            data[name]["device"] = None
+        return type(self).model_validate(_deep_merge(data, overrides))
 
     @property
     def avatar_dir(self) -> Path:
@@ -505,6 +528,9 @@ class Settings(BaseSettings):
         return cls.model_validate(_deep_merge(merged, overrides))
 
 
+_DEVICE_SECTIONS = ("listen", "voice", "render")  # the sections with their own ``device``
+
+
 def _check_device(value: str | None) -> str | None:
     from anima.device import parse_device
 
@@ -519,3 +545,10 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _unsecret(value: Any) -> Any:
+    """A dump's nested dicts copied (``model_dump`` keeps SecretStr, which validation takes)."""
+    if isinstance(value, dict):
+        return {k: _unsecret(v) for k, v in value.items()}
+    return value

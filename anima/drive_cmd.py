@@ -112,8 +112,11 @@ async def drive_to_file(
                 loop = asyncio.get_running_loop()
                 t0 = loop.time()
                 pushed = 0
+                source = iter(blocks)
                 try:
-                    for block in blocks:
+                    # The next block comes from a thread: reading stdin waits for the producer,
+                    # and the on-air loop and the writer must go on meanwhile.
+                    while (block := await run_blocking(next, source, None)) is not None:
                         if realtime:
                             await asyncio.sleep(max(0.0, t0 + pushed / rate - loop.time()))
                         while (pushed / rate - _AHEAD) * session.fps > done["frames"]:

@@ -16,7 +16,6 @@ Time is read only through an injected :class:`Clock`, so tests can run on virtua
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -102,7 +101,7 @@ async def run_blocking(fn: Callable[..., T], *args: object, **kwargs: object) ->
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], poll: float = 1.0) -> None:
-    """Cancel ``tasks`` and wait until every one has ended; their errors are dropped.
+    """Cancel ``tasks`` and wait until every one has ended; their errors are logged, not raised.
 
     A task that swallows its cancellation (on 3.11, ``asyncio.wait_for`` does in a race with
     the awaited result) is cancelled again every ``poll`` seconds instead of being waited on
@@ -115,9 +114,9 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], poll: float = 1.0)
         while not task.done():
             await asyncio.wait({task}, timeout=poll)
             task.cancel()
-        if not task.cancelled():
-            with contextlib.suppress(Exception):
-                task.result()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Teardown goes on; a task that had crashed must still leave a trace.
+            log.warning("task %s had failed: %s", task.get_name(), exc, exc_info=exc)
 
 
 class Stage:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -27,27 +28,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def apply_args(args: argparse.Namespace, settings: Settings) -> Settings:
     """Command-line options over the settings (validated again)."""
-    data = settings.model_dump()
+    server: dict[str, Any] = {}
     if args.host:
-        data["server"]["host"] = args.host
+        server["host"] = args.host
     if args.port is not None:
-        data["server"]["port"] = args.port
+        server["port"] = args.port
     if args.max_sessions is not None:
-        data["server"]["max_sessions"] = args.max_sessions
+        server["max_sessions"] = args.max_sessions
+    overrides: dict[str, Any] = {"server": server} if server else {}
     if args.kb:
-        data["knowledge"]["dir"] = args.kb
+        overrides["knowledge"] = {"dir": args.kb}
     if args.persona:
-        data["persona"]["file"] = args.persona
+        overrides["persona"] = {"file": args.persona}
     if args.backend:
-        data["brain"]["backend"] = args.backend
-    return Settings.model_validate(_unsecret(data))
-
-
-def _unsecret(value):
-    """model_dump keeps SecretStr objects; validation accepts them back as they are."""
-    if isinstance(value, dict):
-        return {k: _unsecret(v) for k, v in value.items()}
-    return value
+        overrides["brain"] = {"backend": args.backend}
+    return settings.overridden(overrides)
 
 
 def run_serve(args: argparse.Namespace, settings: Settings, err: Console) -> int:

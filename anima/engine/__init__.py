@@ -18,15 +18,15 @@ animator and its output queue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anima.config import PersonaSettings, Settings, _deep_merge
+from anima.config import PersonaSettings, Settings
 from anima.engine.session import Listening, Media, Session, SessionClosed
 from anima.pipeline import Clock, run_blocking
 from anima.render.avatar import Avatar, AvatarError, AvatarStore
@@ -80,11 +80,7 @@ class Engine:
         are settings keys (``brain={"backend": "kb"}``) applied on top.
         """
         if isinstance(config, Settings):
-            settings = (
-                Settings.model_validate(_deep_merge(config.model_dump(), overrides))
-                if overrides
-                else config
-            )
+            settings = config.overridden(overrides) if overrides else config
         else:
             settings = Settings.load(Path(config) if config is not None else None, **overrides)
         return cls(settings)
@@ -118,9 +114,13 @@ class Engine:
     def _warm_sync(self) -> int:
         voice = self._voice
         assert isinstance(voice, CachedVoice)
-        phrases = [(p.text, p.emotion) for p in self.new_agent("warm").known_phrases()]
         t0 = time.perf_counter()
-        made = voice.warm(phrases, stop=self._stop_warming)
+        try:
+            phrases = [(p.text, p.emotion) for p in self.new_agent("warm").known_phrases()]
+            made = voice.warm(phrases, stop=self._stop_warming)
+        except Exception as exc:  # only a head start is lost: the lines are spoken anyway
+            log.warning("warming the known phrases failed: %s", exc)
+            return 0
         log.info(
             "synthesised %d known phrases in %.1f s (%.1f MB)",
             made,
@@ -345,8 +345,10 @@ class Engine:
         for session in self.sessions:
             await session.aclose()
         if self._warming is not None:
-            with contextlib.suppress(Exception):
-                await self._warming  # at most the phrase being synthesised now
+            await self._warming  # at most the phrase being synthesised now; never raises
+        neural = sys.modules.get("anima.render.neural_mouth")  # only if a session used it
+        if neural is not None:
+            await neural.close_runtimes()
         if self._brain is not None:
             await self._brain.aclose()
         if self._memory is not None:

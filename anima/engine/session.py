@@ -471,6 +471,16 @@ class Session:
         for ev in events:
             self._event(ev)
 
+    @property
+    def busy(self) -> bool:
+        """A reply is queued, being produced or on air (False before start and after close)."""
+        if not self._started or self._closed:
+            return False
+        queued = self._jobs is not None and not self._jobs.empty()
+        return bool(
+            queued or self._producing is not None or self.state == "speaking" or len(self._program)
+        )
+
     def _on_air_end(self, utt: Utterance, k: int) -> list[Any]:
         job = utt.source
         if isinstance(job, Job):
@@ -502,7 +512,11 @@ class Session:
         if self.media == "events":
             return lambda k, shape, speaking: None
         animator = await self.engine.animator(spec)
-        if s.backend != "default":  # the neural mouth (GPU); on the CPU it keeps the animator
+        if s.backend != "default" and self.drive:
+            # The neural mouth reads the utterance on air, and a drive session has none: it
+            # would paint silence over the driver's moving mouth. The rig follows the network.
+            log.info("drive session %s renders with the default face, not %s", self.id, s.backend)
+        elif s.backend != "default":  # the neural mouth (GPU); on the CPU it keeps the animator
             from anima.render.neural_mouth import session_face
 
             program = lambda: getattr(self, "_program", None)  # noqa: E731 - set after this
@@ -600,10 +614,7 @@ class Session:
         self._last_greet = self.clock.now()
 
     async def _interrupt_if_busy(self, reason: str) -> None:
-        queued = self._jobs is not None and not self._jobs.empty()
-        if self._started and (
-            queued or self._producing is not None or self.state == "speaking" or len(self._program)
-        ):
+        if self.busy:
             await self.interrupt(reason)
 
     async def _produce(self) -> None:

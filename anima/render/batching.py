@@ -3,7 +3,9 @@
 A GPU generates 16 mouths in little more time than one, so the sessions of a process share the
 generator through :class:`BatchScheduler`: each request is an asyncio future; a worker task
 takes the first waiting request, gathers more until ``max_batch`` or ``max_wait`` seconds, runs
-the batch function once off the event loop (:func:`anima.pipeline.run_blocking`) and hands each
+the batch function once on the scheduler's own thread (never the shared default executor: the
+session threads waiting for their frames hold those, and a batch queued behind them would never
+start; one thread also keeps the GPU calls in order) and hands each
 caller its own result, in order. A batch that raises fails only its own requests; a request
 cancelled while it waits is dropped before the batch runs. Session render threads (not the
 loop) call :meth:`BatchScheduler.submit_threadsafe`.
@@ -23,8 +25,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from prometheus_client import Histogram
-
-from anima.pipeline import run_blocking
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class BatchScheduler(Generic[T, R]):
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -135,6 +136,9 @@ class BatchScheduler(Generic[T, R]):
             _, future = self._pending.popleft()
             if not future.done():
                 future.set_exception(SchedulerClosed("the batch scheduler is closed"))
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)  # a running batch finishes
+            self._pool = None
 
     # -- the worker ------------------------------------------------------------------------
 
@@ -169,7 +173,12 @@ class BatchScheduler(Generic[T, R]):
             items = [item for item, _ in live]
             try:
                 if self.offload:
-                    results = await run_blocking(self.run_batch, items)
+                    if self._pool is None:
+                        self._pool = concurrent.futures.ThreadPoolExecutor(
+                            1, thread_name_prefix="render-batch"
+                        )
+                    loop = asyncio.get_running_loop()
+                    results = await loop.run_in_executor(self._pool, self.run_batch, items)
                 else:
                     results = self.run_batch(items)
                 if len(results) != len(items):

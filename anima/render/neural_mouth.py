@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -282,33 +281,46 @@ class MouthRuntime:
 
 
 _RUNTIMES: dict[tuple[str, str, int], MouthRuntime] = {}
-_RUNTIME_LOCK = threading.Lock()
+_LOADING: dict[tuple[str, str, int], asyncio.Lock] = {}
 
 
 async def shared_runtime(settings: RenderSettings, device: str) -> MouthRuntime:
     """The process's runtime for (checkpoint, device, event loop); loaded on first use.
 
-    The weights load off the event loop; a bad checkpoint raises
-    :class:`~anima.render.neural_mouth_net.CheckpointError` here, at session start.
+    The weights load off the event loop, once however many sessions start together; a bad
+    checkpoint raises :class:`~anima.render.neural_mouth_net.CheckpointError` here, at session
+    start.
     """
     from anima.pipeline import run_blocking
     from anima.render.neural_mouth_net import MouthBatcher, load_generator
 
     loop = asyncio.get_running_loop()
     key = (str(settings.checkpoint), device, id(loop))
-    runtime = _RUNTIMES.get(key)
-    if runtime is not None and runtime.scheduler.loop is loop:
-        return runtime
-    net = await run_blocking(load_generator, settings.checkpoint, device)
-    with _RUNTIME_LOCK:
+    async with _LOADING.setdefault(key, asyncio.Lock()):  # one load; the others wait for it
         runtime = _RUNTIMES.get(key)
-        if runtime is None or runtime.scheduler.loop is not loop:
-            runtime = MouthRuntime(MouthBatcher(net, device, half=True), settings)
-            runtime.scheduler.bind(loop)
-            if len(_RUNTIMES) >= 4:  # bounded: event loops of finished tests or restarts
-                _RUNTIMES.pop(next(iter(_RUNTIMES)))
-            _RUNTIMES[key] = runtime
+        if runtime is not None and runtime.scheduler.loop is loop:
+            return runtime
+        net = await run_blocking(load_generator, settings.checkpoint, device)
+        runtime = MouthRuntime(MouthBatcher(net, device, half=True), settings)
+        runtime.scheduler.bind(loop)
+        if len(_RUNTIMES) >= 4:  # bounded: event loops of finished tests or restarts
+            old_key = next(iter(_RUNTIMES))
+            old = _RUNTIMES.pop(old_key)
+            _LOADING.pop(old_key, None)
+            if old.scheduler.loop is loop:
+                await old.scheduler.aclose()
+        _RUNTIMES[key] = runtime
     return runtime
+
+
+async def close_runtimes() -> None:
+    """Stop the batching workers of this event loop's runtimes and let their weights go."""
+    loop = asyncio.get_running_loop()
+    for key, runtime in list(_RUNTIMES.items()):
+        if runtime.scheduler.loop is loop:
+            del _RUNTIMES[key]
+            _LOADING.pop(key, None)
+            await runtime.scheduler.aclose()
 
 
 def neural_device(settings: RenderSettings) -> str | None:
@@ -339,7 +351,10 @@ async def session_face(
     animator: Any, settings: RenderSettings, program: Callable[[], Any], sample_rate: int
 ) -> Any:
     """What a session renders with: ``animator``, or a :class:`NeuralFace` over it on CUDA."""
-    device = neural_device(settings)
+    from anima.pipeline import run_blocking
+
+    # The first call imports torch and initialises CUDA (seconds): not on the event loop.
+    device = await run_blocking(neural_device, settings)
     if device is None:
         return animator
     runtime = await shared_runtime(settings, device)

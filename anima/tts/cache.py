@@ -89,16 +89,18 @@ class CachedVoice:
     ) -> int:
         """Synthesise each ``(text, emotion)`` not cached yet; returns how many were made.
 
-        Stops early when ``stop`` is set or the cache is full (warming must not evict what was
-        warmed a moment ago).
+        ``phrases`` come in order of priority. Stops early when ``stop`` is set or when the
+        next phrase no longer fits: warming never evicts what it (or a session) put there.
         """
         todo = list(dict.fromkeys(p for p in phrases if p[0].strip() and not self.cached(*p)))
         made = 0
         for i, (text, emotion) in enumerate(todo):
-            if (stop is not None and stop.is_set()) or self._bytes >= self.max_bytes:
+            if stop is not None and stop.is_set():
                 break
-            for _ in self.synthesize(text, 0, emotion):
-                pass
+            chunks = list(speak(self.voice, text, 0, emotion))
+            self.misses += 1
+            if not self._store((text, emotion), chunks, evict=False):
+                break  # full
             made += 1
             if progress is not None:
                 progress(i + 1, len(todo))
@@ -110,16 +112,20 @@ class CachedVoice:
             self._items.clear()
             self._bytes = 0
 
-    def _store(self, key: tuple[str, str], chunks: list[SpeechChunk]) -> None:
+    def _store(self, key: tuple[str, str], chunks: list[SpeechChunk], evict: bool = True) -> bool:
+        """Keep ``chunks`` under ``key``; False when they do not fit (without ``evict``)."""
         size = sum(c.pcm.nbytes for c in chunks)
         if not chunks or size > self.max_bytes:
-            return
+            return False
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
                 self._bytes -= sum(c.pcm.nbytes for c in old)
+            if not evict and self._bytes + size > self.max_bytes:
+                return False
             self._items[key] = tuple(chunks)
             self._bytes += size
             while self._bytes > self.max_bytes:
                 _, dropped = self._items.popitem(last=False)
                 self._bytes -= sum(c.pcm.nbytes for c in dropped)
+        return True

@@ -6,7 +6,7 @@ import asyncio
 
 from engine_helpers import collect, make_engine
 
-from anima.events import TurnLatency
+from anima.events import StateChanged, TurnLatency
 from anima.tts.cache import CachedVoice
 
 
@@ -33,6 +33,8 @@ async def test_known_lines_are_warm_and_replayed(tmp_path):
         await s.start()
         await s.ask("Where can I park my car?")
         await collect(s, _is(TurnLatency), timeout=60)
+        # ...and the whole answer, to its end.
+        await collect(s, lambda i, _: isinstance(i, StateChanged) and i.state == "listening")
         await s.aclose()
         # Both phrases of the answer were warm: nothing was synthesised for this turn.
         assert voice.hits >= 2 and voice.misses == misses

@@ -95,6 +95,23 @@ async def test_threads_submit_and_close_fails_waiters():
         await sched.submit(1)
 
 
+async def test_batches_run_while_the_default_executor_is_full_of_waiting_frames():
+    # Sessions render in the default executor and wait there for their frame; the batch must
+    # not need a thread from that same pool (it would never get one).
+    import concurrent.futures
+
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(2))
+    sched = BatchScheduler(_Recorder(), max_batch=4, max_wait=0.01)  # offloaded
+    sched.bind(loop)
+    frames = [
+        loop.run_in_executor(None, lambda i=i: sched.submit_threadsafe(i, timeout=10))
+        for i in range(2)
+    ]
+    assert sorted(await asyncio.gather(*frames)) == [0, 10]
+    await sched.aclose()
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError):
         BatchScheduler(lambda x: x, max_batch=0)

@@ -80,6 +80,18 @@ def test_warm_speaks_known_lines_once_and_reports_progress(voice):
     assert len(inner.calls) == 2
 
 
+def test_warm_stops_when_full_and_keeps_the_first_lines(voice):
+    one = sum(c.pcm.nbytes for c in voice.synthesize("Hello there."))
+    inner = Counting(voice)
+    cached = CachedVoice(inner, max_bytes=int(one * 2.5))
+    lines = [("Hello there.", "neutral"), ("Good morning.", "neutral")]
+    lines += [(f"Line number {n}.", "neutral") for n in range(8)]
+    made = cached.warm(lines)
+    # The highest-priority lines stay; warming stopped at the first that did not fit.
+    assert made == 2 and cached.cached("Hello there.") and cached.cached("Good morning.")
+    assert len(inner.calls) == 3
+
+
 def test_warm_stops_when_asked(voice):
     stop = threading.Event()
     cached = CachedVoice(Counting(voice))
