@@ -13,7 +13,8 @@ Routes (OpenAPI docs at ``/docs``):
   ``/ask``, ``/interrupt``, ``/close`` (the page-unload beacon).
 
 Limits (:mod:`anima.server.limits`): every ``/api/*`` request but ``/api/health`` spends from
-a token bucket of its client address and of its token (``429 rate_limited``); an offer past
+a token bucket of its client address and, once that allows it, of its token (when tokens are
+required, only a genuine one) (``429 rate_limited``); an offer past
 ``server.max_sessions_per_client`` gets ``429 busy``, past ``server.max_sessions`` ``503 busy``.
 The client address honours ``X-Forwarded-For`` only from ``server.trusted_proxies``. On
 shutdown the registry drains (:meth:`Registry.drain`): new offers get ``503 busy``, open
@@ -153,22 +154,27 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
-    if cfg.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=cfg.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
-        )
+
+    def known_token(text: str) -> bool:
+        """A token worth a rate bucket: the operator key or a genuine, unexpired session token."""
+        if check_operator(cfg, text):
+            return True
+        try:
+            signer.verify(text)
+        except TokenError:
+            return False
+        return True
 
     @app.middleware("http")
     async def _rate_limit(request: Request, call_next):
         path = request.url.path
         if path.startswith("/api/") and path != "/api/health":
             peer = request.client.host if request.client else None
-            client = limits.client(peer, request.headers.get("x-forwarded-for"))
+            forwarded = request.headers.get("x-forwarded-for")
+            client = limits.client(peer, forwarded)
             request.state.client = client
-            if not limits.allow(client, _bearer(request)):
+            request.state.local = limits.local(peer, forwarded)
+            if not limits.allow(client, _bearer(request), known_token if token_required else None):
                 metrics.REFUSED.labels("rate").inc()
                 return JSONResponse(
                     {
@@ -180,6 +186,16 @@ def create_app(
                     headers={"Retry-After": str(limits.retry_after())},
                 )
         return await call_next(request)
+
+    # Added last, so outermost: a 429 from the limiter still carries the CORS headers (the
+    # page can read it), and preflights are answered here without spending from the buckets.
+    if cfg.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cfg.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -230,6 +246,11 @@ def create_app(
     def _not_draining() -> None:
         if registry().draining:
             raise ApiError(503, "busy", "the server is shutting down; no new turns")
+
+    def _not_driven(rtc: Any, what: str) -> None:
+        # As the kiosk WebSocket server: a drive session's only voice is the driver's audio.
+        if rtc.session.drive:
+            raise ApiError(409, "unavailable", f"'{what}' is not available in a drive session")
 
     def session(sid: str):
         try:
@@ -303,7 +324,13 @@ def create_app(
         client = getattr(request.state, "client", None) or "?"
         try:
             rtc, answer = await registry().open(
-                sid, body.avatar, body.sdp, greet=body.greet, client=client, drive=body.drive
+                sid,
+                body.avatar,
+                body.sdp,
+                greet=body.greet,
+                client=client,
+                drive=body.drive,
+                local=getattr(request.state, "local", False),
             )
         except ClientBusy as exc:
             raise ApiError(429, "busy", str(exc)) from None
@@ -360,6 +387,7 @@ def create_app(
         authorize(request, sid)
         rtc = session(sid)
         _not_draining()
+        _not_driven(rtc, "say")
         rtc.touch()
         await _call(rtc.session.say(body.text, body.emotion))
         return {"status": "queued"}
@@ -370,6 +398,7 @@ def create_app(
         authorize(request, sid)
         rtc = session(sid)
         _not_draining()
+        _not_driven(rtc, "ask")
         rtc.touch()
         await _call(rtc.session.ask(body.text))
         return {"status": "asked"}
@@ -392,6 +421,8 @@ async def _call(work) -> None:
         await work
     except ValueError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
+    except RuntimeError as exc:  # the session closed under the request
+        raise ApiError(409, "unavailable", str(exc)) from None
 
 
 def _avatar_names(engine: Any) -> list[str]:

@@ -14,19 +14,23 @@ WebRTC server's HTTP requests (signalling and the session API) and data-channel 
 The client address is the TCP peer, unless the peer is one of ``server.trusted_proxies``: then
 ``X-Forwarded-For`` is read from the right, skipping trusted proxies, and the first address not
 trusted is the client. With no trusted proxies the header is ignored, so a client cannot pick
-its own rate-limit key by sending one.
+its own rate-limit key by sending one. Only a loopback peer whose header was not believed is
+"this machine" (:meth:`ServerLimits.local`), exempt from the per-client session cap.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from anima.config import ServerSettings
 from anima.ratelimit import ClientSlots, TokenBucket
+
+log = logging.getLogger(__name__)
 
 MAX_KEYS = 10_000  # buckets kept; the least recently used are forgotten (bounded memory)
 
@@ -56,6 +60,16 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
     mapped = getattr(ip, "ipv4_mapped", None)
     return mapped or ip
+
+
+def _is_loopback(peer: str | None) -> bool:
+    ip = _ip(peer) if peer else None
+    return ip is not None and ip.is_loopback
+
+
+def _trusted(peer: str | None, proxies: list[Network]) -> bool:
+    ip = _ip(peer) if peer else None
+    return ip is not None and any(ip in net for net in proxies)
 
 
 def client_address(peer: str | None, forwarded_for: str | None, proxies: list[Network]) -> str:
@@ -121,21 +135,50 @@ class ServerLimits:
         self.clients = Buckets(cfg.messages_per_second, cfg.message_burst, now)
         self.tokens = Buckets(cfg.messages_per_second, cfg.message_burst, now)
         self.slots = ClientSlots(cfg.max_sessions_per_client)
+        self._warned = False  # the unlisted same-host proxy warning is logged once
 
     def client(self, peer: str | None, forwarded_for: str | None) -> str:
         """The client address for limits and logs (see :func:`client_address`)."""
+        if forwarded_for and not self.proxies and not self._warned and _is_loopback(peer):
+            # Almost always a reverse proxy on this host that nobody listed: every client
+            # behind it shares one rate bucket and skips the per-client session cap.
+            self._warned = True
+            log.warning(
+                "a request from %s carries X-Forwarded-For but server.trusted_proxies is "
+                "empty: the header is ignored; list a same-host reverse proxy there",
+                peer,
+            )
         return client_address(peer, forwarded_for, self.proxies)
 
-    def allow(self, client: str, token: str | None = None) -> bool:
+    def local(self, peer: str | None, forwarded_for: str | None) -> bool:
+        """True for a request from this machine itself: exempt from the per-client session cap.
+
+        The TCP peer must be loopback and ``X-Forwarded-For`` must not have been believed: a
+        header saying ``127.0.0.1`` names whoever the proxy saw, not this machine.
+        """
+        if not _is_loopback(peer):
+            return False
+        believed = bool(forwarded_for) and _trusted(peer, self.proxies)
+        return not believed
+
+    def allow(
+        self,
+        client: str,
+        token: str | None = None,
+        valid: Callable[[str], bool] | None = None,
+    ) -> bool:
         """One message from ``client`` (presenting ``token``): False when over either rate.
 
-        Both buckets are always charged, so a client cannot spread a flood over many tokens
-        and a token shared by many addresses is still capped.
+        The client's bucket is charged first; only a message it allows charges the token's
+        bucket (and only a token ``valid`` accepts, when given), so a client over its rate
+        cannot create token buckets, and random tokens cannot push real ones out of the LRU.
+        A token shared by many addresses is still capped by its own bucket.
         """
-        ok = self.clients.take(client)
-        if token:
-            ok = self.tokens.take(token_key(token)) and ok
-        return ok
+        if not self.clients.take(client):
+            return False
+        if token and (valid is None or valid(token)):
+            return self.tokens.take(token_key(token))
+        return True
 
     def retry_after(self) -> int:
         """Whole seconds until one more message is allowed (for the ``Retry-After`` header)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from anima.config import Settings
 from anima.server import metrics
-from anima.server.auth import ice_servers, is_loopback
+from anima.server.auth import ice_servers
 from anima.server.limits import ServerLimits
 from anima.server.rtc import RtcSession
 
@@ -82,11 +82,15 @@ class Registry:
         greet: bool = True,
         client: str = "?",
         drive: bool = False,
+        local: bool = False,
     ) -> tuple[RtcSession, Any]:
         """A new conversation answering ``sdp``: (session, answer).
 
-        Raises :class:`Busy` when the server is full or draining, :class:`ClientBusy` when
-        ``client`` holds its share of sessions already.
+        ``local`` says the request came from this machine itself (a loopback TCP peer whose
+        ``X-Forwarded-For``, if any, was not believed: :meth:`ServerLimits.local`); only then
+        is ``client`` exempt from the per-client session cap. Raises :class:`Busy` when the
+        server is full or draining, :class:`ClientBusy` when ``client`` holds its share of
+        sessions already.
         """
         if self.draining:
             metrics.REFUSED.labels("busy").inc()
@@ -98,10 +102,12 @@ class Registry:
         if sid in self.sessions:
             raise ValueError(f"session {sid!r} is already open")
         slots = self.limits.slots
-        # The machine itself (a kiosk, a bench, the operator) is not capped per address; a
-        # reverse proxy on this host must be listed in server.trusted_proxies to be seen
-        # through, or all its clients share (and skip) this cap.
-        capped = not is_loopback(client)
+        # The machine itself (a kiosk, a bench, the operator) is not capped per address. It is
+        # judged on the TCP peer, not the derived address: a believed X-Forwarded-For saying
+        # 127.0.0.1 is someone else's claim. A reverse proxy on this host must be listed in
+        # server.trusted_proxies to be seen through, or all its clients share (and skip) this
+        # cap (ServerLimits.client warns once about that).
+        capped = not local
         if capped and not slots.acquire(client):
             metrics.REFUSED.labels("client_busy").inc()
             raise ClientBusy(

@@ -14,7 +14,8 @@ and closes the engine session.
 Limits: every data-channel message spends from the client's and the session's token buckets
 (``allow``; over them it is dropped with one ``rate_limited`` error per episode), microphone
 audio past ``max_speech_seconds`` is ignored after one ``speech_limit`` error, and while the
-server drains (``draining``) new ``ask``/``say`` requests get a ``busy`` error.
+server drains (``draining``) new ``ask``/``say`` requests get a ``busy`` error. A drive session
+speaks only with the page's microphone: its ``ask``/``say`` get an ``unavailable`` error.
 """
 
 from __future__ import annotations
@@ -220,6 +221,10 @@ class RtcSession:
         if kind in ("ask", "say") and self.draining:
             self._error("busy", "the server is shutting down; no new turns")
             return
+        if kind in ("ask", "say") and self.session.drive:
+            # As the kiosk WebSocket server: the driver's microphone is the only voice.
+            self._error("unavailable", f"{kind!r} is not available in a drive session")
+            return
         if kind == "ask" and isinstance(msg.get("text"), str) and msg["text"].strip():
             self._spawn(self._guard(self.session.ask(msg["text"]), "ask"), "ask")
         elif kind == "say" and isinstance(msg.get("text"), str) and msg["text"].strip():
@@ -237,6 +242,8 @@ class RtcSession:
             await work
         except ValueError as exc:  # empty/over-long text and the like: the user's mistake
             self.send({"type": "error", "stage": "input", "message": f"{what}: {exc}"})
+        except RuntimeError as exc:  # the session closed under the request (or is driven)
+            self._error("unavailable", f"{what}: {exc}")
         finally:
             self._commands -= 1
 
@@ -351,12 +358,11 @@ class RtcSession:
     @property
     def quiet(self) -> bool:
         """No turn in flight: the avatar is idle or listening and no request is pending."""
-        s = self.session
-        if getattr(s, "state", "idle") not in ("idle", "listening") or self._commands:
+        if self._commands or self.session.state not in ("idle", "listening"):
             return False
-        # A reply asked for but not yet started leaves the state at "listening" for a moment.
-        jobs = getattr(s, "_jobs", None)
-        return getattr(s, "_producing", None) is None and (jobs is None or jobs.empty())
+        # A reply asked for but not yet started leaves the state at "listening" for a moment;
+        # ``busy`` also counts replies queued or being produced.
+        return not self.session.busy
 
     @property
     def closed(self) -> bool:

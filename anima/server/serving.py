@@ -35,6 +35,9 @@ class DrainingServer(uvicorn.Server):
         self.app = app
         self.drain_seconds = drain_seconds
         self._drain: asyncio.Task | None = None
+        # Set by the first signal itself: the drain task only exists once the loop has run the
+        # scheduled callback, and a second signal arriving before then must still cut it short.
+        self.drain_requested = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def serve(self, sockets: Any = None) -> None:
@@ -45,7 +48,8 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First signal: drain, then exit. Another one: exit now (as plain uvicorn)."""
         registry = getattr(self.app.state, "registry", None)
-        if self._drain is None and registry is not None and self._loop is not None:
+        if not self.drain_requested and registry is not None and self._loop is not None:
+            self.drain_requested = True
             log.warning("signal %s: draining sessions (up to %gs)", sig, self.drain_seconds)
             # A signal handler runs between bytecodes of the loop's thread: schedule, not await.
             self._loop.call_soon_threadsafe(self._start_drain, registry)
