@@ -7,7 +7,9 @@ import contextlib
 import time
 
 import uvicorn
+from aiortc import RTCPeerConnection
 
+from anima.engine import Engine
 from anima.server.serving import DrainingServer
 
 
@@ -36,3 +38,23 @@ async def until(predicate, within: float = 20.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def loaded_engine(settings) -> Engine:
+    """An engine with every model and the sample avatar loaded (as a warm server has it)."""
+    eng = Engine.from_config(settings)
+    await eng.load()
+    await eng.avatar(None)
+    return eng
+
+
+async def offer_sdp() -> str:
+    """A browser-like offer: mic audio out, audio and video in, the events data channel."""
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="sendrecv")
+    pc.addTransceiver("video", direction="recvonly")
+    pc.createDataChannel("events")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp

@@ -13,10 +13,8 @@ import signal
 import httpx
 import pytest
 import pytest_asyncio
-from aiortc import RTCPeerConnection
-from server_harness import draining_server, until
+from server_harness import draining_server, loaded_engine, offer_sdp, until
 
-from anima.engine import Engine
 from anima.server.app import create_app
 from anima.server.client import RtcClient
 
@@ -28,22 +26,9 @@ LONG = " ".join(["The west wing is open until ten tonight, with guided tours eve
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def engine(tmp_path_factory, make_settings):
     settings = make_settings(tmp_path_factory.mktemp("drain"), server={"max_sessions": 4})
-    eng = Engine.from_config(settings)
-    await eng.load()
-    await eng.avatar(None)
+    eng = await loaded_engine(settings)
     yield eng
     await eng.aclose()
-
-
-async def offer_sdp() -> str:
-    pc = RTCPeerConnection()
-    pc.addTransceiver("audio", direction="sendrecv")
-    pc.addTransceiver("video", direction="recvonly")
-    pc.createDataChannel("events")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 def index_of(events: list[dict], kind: str, **match) -> int:

@@ -11,10 +11,9 @@ import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
-from aiortc import RTCPeerConnection
+from server_harness import loaded_engine, offer_sdp
 
 from anima.asr.wer import wer
-from anima.engine import Engine
 from anima.server.app import create_app
 from anima.server.auth import TokenSigner
 from anima.server.client import RtcClient
@@ -26,9 +25,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def engine(tmp_path_factory, make_settings):
     settings = make_settings(tmp_path_factory.mktemp("srv"), server={"max_sessions": 3})
-    eng = Engine.from_config(settings)
-    await eng.load()
-    await eng.avatar(None)
+    eng = await loaded_engine(settings)
     yield eng
     await eng.aclose()
 
@@ -63,17 +60,6 @@ async def until(predicate, within: float = 20.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-async def offer_sdp() -> str:
-    pc = RTCPeerConnection()
-    pc.addTransceiver("audio", direction="sendrecv")
-    pc.addTransceiver("video", direction="recvonly")
-    pc.createDataChannel("events")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 async def test_conversation_over_webrtc(url, engine):

@@ -11,11 +11,9 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
-from aiortc import RTCPeerConnection
-from server_harness import draining_server, until
+from server_harness import draining_server, loaded_engine, offer_sdp, until
 
 from anima.config import ServerSettings
-from anima.engine import Engine
 from anima.server import limits as limits_module
 from anima.server.app import create_app
 from anima.server.client import RtcClient
@@ -151,22 +149,9 @@ async def test_forged_tokens_get_no_bucket_when_tokens_are_required(make_setting
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def engine(tmp_path_factory, make_settings):
     settings = make_settings(tmp_path_factory.mktemp("hard"), server={"max_sessions": 4})
-    eng = Engine.from_config(settings)
-    await eng.load()
-    await eng.avatar(None)
+    eng = await loaded_engine(settings)
     yield eng
     await eng.aclose()
-
-
-async def offer_sdp() -> str:
-    pc = RTCPeerConnection()
-    pc.addTransceiver("audio", direction="sendrecv")
-    pc.addTransceiver("video", direction="recvonly")
-    pc.createDataChannel("events")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 @in_module_loop

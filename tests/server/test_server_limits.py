@@ -13,11 +13,9 @@ import contextlib
 import httpx
 import pytest
 import pytest_asyncio
-from aiortc import RTCPeerConnection
-from server_harness import draining_server, until
+from server_harness import draining_server, loaded_engine, offer_sdp, until
 
 from anima.config import ServerSettings
-from anima.engine import Engine
 from anima.ratelimit import ClientSlots
 from anima.server.app import create_app
 from anima.server.client import RtcClient
@@ -27,22 +25,9 @@ from anima.server.limits import ServerLimits, client_address, parse_proxies
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def engine(tmp_path_factory, make_settings):
     settings = make_settings(tmp_path_factory.mktemp("lim"), server={"max_sessions": 4})
-    eng = Engine.from_config(settings)
-    await eng.load()
-    await eng.avatar(None)
+    eng = await loaded_engine(settings)
     yield eng
     await eng.aclose()
-
-
-async def offer_sdp() -> str:
-    pc = RTCPeerConnection()
-    pc.addTransceiver("audio", direction="sendrecv")
-    pc.addTransceiver("video", direction="recvonly")
-    pc.createDataChannel("events")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 @contextlib.asynccontextmanager
