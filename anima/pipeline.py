@@ -16,10 +16,11 @@ Time is read only through an injected :class:`Clock`, so tests can run on virtua
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from prometheus_client import Counter, Histogram
@@ -117,6 +118,22 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], poll: float = 1.0)
         if not task.cancelled() and (exc := task.exception()) is not None:
             # Teardown goes on; a task that had crashed must still leave a trace.
             log.warning("task %s had failed: %s", task.get_name(), exc, exc_info=exc)
+
+
+async def wait_any(*waits: Awaitable[object]) -> None:
+    """Wait until the first of ``waits`` completes; the others are cancelled and awaited.
+
+    For "stop or change" waits, e.g. ``await wait_any(stop.wait(), changed.wait())``. The
+    caller checks afterwards which one fired.
+    """
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class Stage:

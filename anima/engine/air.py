@@ -27,7 +27,7 @@ import numpy as np
 
 from anima.events import FaceParams, Subtitle
 from anima.frames import AudioFrame, MouthShape, VideoFrame
-from anima.live.broadcast import Broadcaster
+from anima.live.broadcast import Broadcaster, Picked
 from anima.live.program import Utterance
 from anima.render.idle import IdleMotion
 
@@ -79,11 +79,11 @@ class SessionAir(Broadcaster):
         self._subtitle: str | None = None
         self._ended: list[Any] = []
 
-    async def _pick(self, k: int, n: int):  # type: ignore[no-untyped-def]
+    async def pick(self, k: int, n: int) -> Picked | None:
         """The parent's choice, plus the frame's note (state, subtitle, turn)."""
-        before = self._on_air
-        picked = await super()._pick(k, n)
-        after = self._on_air
+        before = self.on_air
+        picked = await super().pick(k, n)
+        after = self.on_air
         events, self._ended = self._ended, []
         if after is not None and after is not before:
             events += self.on_start(after, k)
@@ -99,23 +99,25 @@ class SessionAir(Broadcaster):
         self.notes[k] = FrameNote(turn, after is not None, emotion, events)
         return picked
 
-    def _end_speech(self, k: int) -> None:
-        ended = self._on_air
-        super()._end_speech(k)
+    def end_speech(self, k: int) -> None:
+        """The parent's record, then ``on_end``'s events, which go out with the next frame."""
+        ended = self.on_air
+        super().end_speech(k)
         if ended is not None:
             self._subtitle = None
             self._ended += self.on_end(ended, k)
 
-    async def _wait(self) -> None:
+    async def wait_for_input(self) -> None:
+        """Send the events held for the next frame on their own, then the parent's wait."""
         if self._ended:  # the offline loop pauses: what happened so far goes out now
             events, self._ended = self._ended, []
-            await self._out.put(_Events(events))  # type: ignore[arg-type]
-        await super()._wait()
+            await self.outgoing.put(_Events(events))  # type: ignore[arg-type]
+        await super().wait_for_input()
 
-    async def _write(self) -> None:
+    async def write_frames(self) -> None:
         """Hand frames to the session inline: its sink never blocks, an executor hop is waste."""
         rate = self.media.sample_rate
-        while (item := await self._out.get()) is not None:
+        while (item := await self.outgoing.get()) is not None:
             if isinstance(item, _Events):
                 self.on_events(item.events)
                 continue
@@ -124,7 +126,7 @@ class SessionAir(Broadcaster):
             self.stats.frames += 1
             self.stats.samples += len(pcm)
 
-    def _frame(self, k: int, shape: MouthShape, speaking: bool, subtitle: str | None) -> Any:
+    def render_frame(self, k: int, shape: MouthShape, speaking: bool, subtitle: str | None) -> Any:
         """The rendered payload (no overlays, no actions: the client composes its own UI)."""
         return self.render(k, shape, speaking)
 

@@ -21,7 +21,6 @@ instead. Either way it ends once :meth:`DriveFeed.end` has been called and every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +34,9 @@ from anima.frames import MediaClock, MouthShape
 from anima.lipsync.neural import FPS as MODEL_FPS
 from anima.lipsync.neural import SAMPLE_RATE as MODEL_RATE
 from anima.lipsync.neural import Audio2MouthModel, NeuralMouth, is_speaking
+from anima.live.broadcast import Picked
 from anima.live.program import REST
+from anima.pipeline import wait_any
 
 MAX_LAG = 0.3  # seconds of driver audio buffered (live) before the oldest frames are dropped
 QUIET = 64  # peak below which (-54 dBFS) a frame is silence that a late live feed may skip
@@ -271,7 +272,7 @@ class DriveAir(SessionAir):
         self._left = 0  # frames of the speaking spell left before going idle
         self._turn = 0
 
-    async def _pick(self, k: int, n: int):  # type: ignore[no-untyped-def]
+    async def pick(self, k: int, n: int) -> Picked | None:
         """The driver's next frame, idle when it is not here (live) or waiting for it (offline)."""
         while True:
             self._changed.clear()
@@ -302,15 +303,7 @@ class DriveAir(SessionAir):
 
     async def _wait_feed(self) -> bool:
         """Wait for driver audio; False when the loop was stopped meanwhile."""
-        stop = asyncio.ensure_future(self.stop.wait())
-        change = asyncio.ensure_future(self._changed.wait())
-        try:
-            await asyncio.wait({stop, change}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (stop, change):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await wait_any(self.stop.wait(), self._changed.wait())
         return not self.stop.is_set()
 
 

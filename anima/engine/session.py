@@ -46,16 +46,14 @@ from anima.events import (
 )
 from anima.frames import (
     AudioFrame,
-    Error,
-    Interrupt,
     MediaClock,
-    MouthFrame,
     MouthShape,
     TextChunk,
     TurnEnd,
     VideoFrame,
 )
 from anima.lipsync.stage import LipSyncStage
+from anima.live.produce import fill_utterance
 from anima.live.program import Program, Utterance
 from anima.pipeline import Clock, MonotonicClock, Pipeline, cancel_and_wait, run_blocking
 from anima.tts.stage import Captions, SpeechStage
@@ -642,38 +640,27 @@ class Session:
             self._set_state("thinking")
         self._producing = utt
         self._program.add(utt)
-        failed: list[str] = []
+
+        def first_audio(frame: AudioFrame) -> None:  # latency: first phrase -> its first audio
+            if job.first_audio is None:
+                job.first_audio = self.clock.now()
+                if "phrase_at" in job.parts:
+                    job.parts["tts_first_chunk"] = job.first_audio - job.parts.pop("phrase_at")
+
         feeder = asyncio.create_task(self._feed(job, turn), name=f"session:{self.id}:feed")
         try:
-            async with contextlib.aclosing(self._pipe.frames()) as frames:
-                async for frame in frames:
-                    if isinstance(frame, Interrupt) and frame.turn > turn:
-                        break
-                    if frame.turn != turn:
-                        continue
-                    if isinstance(frame, AudioFrame):
-                        if job.first_audio is None:
-                            job.first_audio = self.clock.now()
-                            if "phrase_at" in job.parts:
-                                job.parts["tts_first_chunk"] = job.first_audio - job.parts.pop(
-                                    "phrase_at"
-                                )
-                        utt.add_audio(frame.pcm, self._captions.take(turn))
-                    elif isinstance(frame, MouthFrame):
-                        utt.add_mouth(frame.shape, frame.speaking)
-                    elif isinstance(frame, Error):
-                        failed.append(f"{frame.stage}: {frame.message}")
-                        break
-                    elif isinstance(frame, TurnEnd):
-                        break
-                    self._program.notify()
+            errors = await fill_utterance(
+                self._pipe.frames(),
+                utt,
+                turn,
+                feeder=feeder,
+                program=self._program,
+                caption=self._captions.take,
+                on_audio=first_audio,
+            )
         finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder
-            utt.closed = True
             self._producing = None
-            self._program.notify()
+        failed = [f"{e.stage}: {e.message}" for e in errors]
         if failed:
             self._event(ErrorEvent("tts", failed[0], True))
             if job.kind != "apology":

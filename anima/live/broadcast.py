@@ -13,12 +13,18 @@ timestamps come from integer counts and never drift. What fills a frame:
 
 With ``realtime=False`` (offline production) nothing is paced: the loop waits for speech instead
 of filling with idle, and runs as fast as render and encode allow.
+
+Subclasses (the engine's :class:`~anima.engine.air.SessionAir` and
+:class:`~anima.engine.drive.DriveAir`) change what plays and where frames go through the public
+hooks of :class:`Broadcaster`: :meth:`~Broadcaster.pick`, :meth:`~Broadcaster.wait_for_input`,
+:meth:`~Broadcaster.end_speech`, :meth:`~Broadcaster.render_frame` and
+:meth:`~Broadcaster.write_frames`, plus :attr:`~Broadcaster.outgoing`,
+:attr:`~Broadcaster.on_air` and :class:`Stopped`. Nothing else of the loop is theirs to touch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +38,7 @@ from anima.frames import MediaClock, MouthShape
 from anima.live.actions import ActionTrack
 from anima.live.overlay import Compositor
 from anima.live.program import REST, Program, Silence, Utterance
-from anima.pipeline import Clock, MonotonicClock, run_blocking
+from anima.pipeline import Clock, MonotonicClock, run_blocking, wait_any
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,11 @@ UNDERRUNS = Counter(
 REPEATS = Counter("anima_live_repeated_frames_total", "Frames repeated because the loop was late.")
 
 Render = Callable[[int, MouthShape, bool], np.ndarray]
+Picked = tuple[MouthShape, bool, np.ndarray, str | None]  # mouth, speaking, audio span, subtitle
+
+
+class Stopped(Exception):
+    """Raised by :meth:`Broadcaster.wait_for_input` when the loop was stopped while waiting."""
 
 
 class Sink(Protocol):
@@ -89,7 +100,14 @@ class BroadcastStats:
 
 
 class Broadcaster:
-    """Plays a :class:`Program` into a :class:`Sink` at a constant frame rate."""
+    """Plays a :class:`Program` into a :class:`Sink` at a constant frame rate.
+
+    Extension API for subclasses (each hook is called by :meth:`run` and may be overridden;
+    call ``super()`` to keep the default behaviour): :meth:`pick` chooses what frame ``k``
+    plays, :meth:`wait_for_input` waits when the offline loop has nothing to play,
+    :meth:`end_speech` notes that the utterance on air went off air, :meth:`render_frame`
+    makes the picture and :meth:`write_frames` drains :attr:`outgoing` into the sink.
+    """
 
     def __init__(
         self,
@@ -121,8 +139,10 @@ class Broadcaster:
         self.actions = ActionTrack(media.fps)
         self.stats = BroadcastStats()
         self.stop = asyncio.Event()
-        self._out: asyncio.Queue[tuple[np.ndarray, int, np.ndarray, int] | None] = asyncio.Queue(
-            queue_frames
+        # Frames on their way to the sink: (image, index, pcm, first sample), then None at the
+        # end. Subclasses may queue items of their own and handle them in write_frames.
+        self.outgoing: asyncio.Queue[tuple[np.ndarray, int, np.ndarray, int] | None] = (
+            asyncio.Queue(queue_frames)
         )
         self._last: np.ndarray | None = None
         self._on_air: Utterance | None = None
@@ -132,9 +152,14 @@ class Broadcaster:
         """Frames sent to the sink so far."""
         return self.stats.frames
 
+    @property
+    def on_air(self) -> Utterance | None:
+        """The utterance playing now (set when it goes on air, cleared by :meth:`end_speech`)."""
+        return self._on_air
+
     async def run(self) -> BroadcastStats:
         """Broadcast until the program is done (plus lead-out) or :attr:`stop` is set."""
-        writer = asyncio.create_task(self._write(), name="live-writer")
+        writer = asyncio.create_task(self.write_frames(), name="live-writer")
         pacer = Pacer(self.media, self.clock.now())
         k = 0
         tail = 0
@@ -149,8 +174,8 @@ class Broadcaster:
                     self.stats.max_late = max(self.stats.max_late, late)
                 first, n = pacer.span(k)
                 try:
-                    picked = await self._pick(k, n)
-                except _Stopped:
+                    picked = await self.pick(k, n)
+                except Stopped:
                     break
                 if picked is None:  # the program is over: a moment of idle, then off air
                     if tail >= self.lead_out:
@@ -167,35 +192,43 @@ class Broadcaster:
                     self.stats.repeated += 1
                     REPEATS.inc()
                 elif self.offload:
-                    image = await run_blocking(self._frame, k, shape, speaking, subtitle)
+                    image = await run_blocking(self.render_frame, k, shape, speaking, subtitle)
                 else:
-                    image = self._frame(k, shape, speaking, subtitle)
+                    image = self.render_frame(k, shape, speaking, subtitle)
                 self._last = image
-                await self._out.put((image, k, pcm, first))
+                await self.outgoing.put((image, k, pcm, first))
                 k += 1
-            self._end_speech(k)
+            self.end_speech(k)
         finally:
-            await self._out.put(None)
+            await self.outgoing.put(None)
             await writer
         return self.stats
 
     # -- choosing what plays ---------------------------------------------------------------
 
-    async def _pick(self, k: int, n: int) -> tuple[MouthShape, bool, np.ndarray, str | None] | None:
+    async def pick(self, k: int, n: int) -> Picked | None:
+        """What frame ``k`` plays: mouth, speaking, exactly ``n`` audio samples, subtitle.
+
+        The hook that chooses content. Returns None when the program is over (the loop then
+        plays the lead-out and goes off air). Live, it never waits: idle with silence fills
+        in. Offline it may wait via :meth:`wait_for_input`, whose :class:`Stopped` ends the
+        loop. Overrides must return exactly ``n`` samples and call :meth:`end_speech` when
+        what was on air stops.
+        """
         idle = (REST, False, np.zeros(n, np.int16), None)
         while True:
             self.program.arm()
             seg = self.program.current()
             if seg is None:
-                self._end_speech(k)
+                self.end_speech(k)
                 if self.program.done:
                     return None
                 if self.realtime:
                     return idle
-                await self._wait()
+                await self.wait_for_input()
                 continue
             if isinstance(seg, Silence):
-                self._end_speech(k)
+                self.end_speech(k)
                 seg.played += 1
                 return idle
             if seg.started_frame is None:
@@ -204,9 +237,9 @@ class Broadcaster:
                 ):
                     if self.realtime:
                         return idle  # not on air yet: the idle face waits for it
-                    await self._wait()
+                    await self.wait_for_input()
                     continue
-                self._end_speech(k)
+                self.end_speech(k)
                 seg.started_frame = k
                 self._on_air = seg
                 if seg.action:
@@ -218,29 +251,39 @@ class Broadcaster:
                 self.stats.underruns += 1
                 UNDERRUNS.inc()
                 return idle[:3] + (seg.subtitle(),)
-            await self._wait()
+            await self.wait_for_input()
 
-    async def _wait(self) -> None:
-        stop = asyncio.ensure_future(self.stop.wait())
-        change = asyncio.ensure_future(self.program.wait())
-        try:
-            await asyncio.wait({stop, change}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (stop, change):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    async def wait_for_input(self) -> None:
+        """Wait until the program changes (since its last ``arm()``) or :attr:`stop` is set.
+
+        The hook the offline loop's :meth:`pick` calls when nothing can play yet. Raises
+        :class:`Stopped` when the loop was stopped; overrides must keep that contract.
+        """
+        await wait_any(self.stop.wait(), self.program.wait())
         if self.stop.is_set():
-            raise _Stopped
+            raise Stopped
 
-    def _end_speech(self, k: int) -> None:
+    def end_speech(self, k: int) -> None:
+        """The utterance on air (if any) went off air before frame ``k``: record it, clear it.
+
+        Called by :meth:`pick` and at the end of :meth:`run`, also when nothing is on air.
+        Overrides that watch utterances end must call ``super()`` and read :attr:`on_air`
+        before doing so.
+        """
         if self._on_air is not None and self._on_air.started_frame is not None:
             self.stats.speech.append((self._on_air.text, self._on_air.started_frame, k))
         self._on_air = None
 
     # -- making and sending frames ---------------------------------------------------------
 
-    def _frame(self, k: int, shape: MouthShape, speaking: bool, subtitle: str | None) -> np.ndarray:
+    def render_frame(
+        self, k: int, shape: MouthShape, speaking: bool, subtitle: str | None
+    ) -> np.ndarray:
+        """The picture of frame ``k`` (rendered face, actions, overlays); may run in an executor.
+
+        The hook that makes the payload handed to the sink. Runs in a worker thread when
+        ``offload`` is set, so overrides must not touch the event loop.
+        """
         t0 = time.perf_counter()
         image = self.actions.apply(self.render(k, shape, speaking), k)
         if self.compositor is not None:
@@ -250,9 +293,14 @@ class Broadcaster:
         FRAME_SECONDS.observe(elapsed)
         return image
 
-    async def _write(self) -> None:
+    async def write_frames(self) -> None:
+        """Hand everything in :attr:`outgoing` to the sink, in order, until None arrives.
+
+        The hook that runs as the loop's writer task. Overrides must count each frame in
+        :attr:`stats` (``frames``, ``samples``) and return on None.
+        """
         rate = self.media.sample_rate
-        while (item := await self._out.get()) is not None:
+        while (item := await self.outgoing.get()) is not None:
             image, k, pcm, pts = item
             if self.offload:
                 await run_blocking(self.sink.write, image, k, pcm, pts, rate)
@@ -260,7 +308,3 @@ class Broadcaster:
                 self.sink.write(image, k, pcm, pts, rate)
             self.stats.frames += 1
             self.stats.samples += len(pcm)
-
-
-class _Stopped(Exception):
-    pass

@@ -17,14 +17,13 @@ calls the ``cutter`` the show registers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from anima.live.comments import Comment, CommentQueue, Verdict
 from anima.live.script import Item, Line, Pause, ScriptError, parse_line
-from anima.pipeline import Clock, MonotonicClock
+from anima.pipeline import Clock, MonotonicClock, wait_any
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,17 +200,8 @@ class ShowController:
         self._changed.set()
 
     async def _wait(self, wake_after: float | None) -> None:
-        changed = asyncio.ensure_future(self._changed.wait())
-        waiters = {changed}
-        if wake_after is not None:
-            waiters.add(asyncio.ensure_future(self.clock.sleep(wake_after)))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waiters:
-                w.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await w
+        timer = [] if wake_after is None else [self.clock.sleep(wake_after)]
+        await wait_any(self._changed.wait(), *timer)
 
 
 __all__ = ["Answer", "Cutter", "Next", "Pause", "ShowController", "ShowError"]

@@ -18,20 +18,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from anima.frames import (
-    AudioFrame,
-    Error,
-    Interrupt,
-    MediaClock,
-    MouthFrame,
-    TextChunk,
-    TurnEnd,
-)
+from anima.frames import MediaClock, TextChunk, TurnEnd
 from anima.lipsync.stage import LipSyncStage
 from anima.live.broadcast import Broadcaster, BroadcastStats, Render, Sink
 from anima.live.comments import Comment, CommentQueue
 from anima.live.controller import Answer, Next, ShowController
 from anima.live.overlay import Compositor
+from anima.live.produce import fill_utterance
 from anima.live.program import Program, Segment, Silence, Utterance
 from anima.live.script import Line, Pause
 from anima.pipeline import Clock, MonotonicClock, Pipeline
@@ -172,29 +165,18 @@ class LiveShow:
         self._producing = utt
         feeder = asyncio.create_task(self._feed(turn, item), name="live-feeder")
         try:
-            async with contextlib.aclosing(self.pipe.frames()) as frames:
-                async for frame in frames:
-                    if isinstance(frame, Interrupt) and frame.turn > turn:
-                        break
-                    if frame.turn != turn:
-                        continue
-                    if isinstance(frame, AudioFrame):
-                        utt.add_audio(frame.pcm, self._captions.take(turn))
-                    elif isinstance(frame, MouthFrame):
-                        utt.add_mouth(frame.shape, frame.speaking)
-                    elif isinstance(frame, Error):
-                        log.warning("speech for %r failed: %s", utt.text[:40], frame.message)
-                        break
-                    elif isinstance(frame, TurnEnd):
-                        break
-                    self.program.notify()
+            errors = await fill_utterance(
+                self.pipe.frames(),
+                utt,
+                turn,
+                feeder=feeder,
+                program=self.program,
+                caption=self._captions.take,
+            )
         finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder
-            utt.closed = True
             self._producing = None
-            self.program.notify()
+        for error in errors:
+            log.warning("speech for %r failed: %s", utt.text[:40], error.message)
 
     async def _feed(self, turn: int, item: Next) -> None:
         try:
