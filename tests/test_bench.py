@@ -21,3 +21,20 @@ def test_bench_render_writes_json_and_pictures(tmp_path, monkeypatch):
     for name in ("frame_speaking.png", "frame_closed.png"):
         assert Image.open(tmp_path / name).size == (512, 512)
     assert Image.open(tmp_path / "render_frame_times.png").size[0] > 500
+
+
+def test_every_benchmark_is_wired_to_its_parser_and_function():
+    import importlib
+    import inspect
+
+    from anima.bench import _BENCHES
+    from anima.cli import _parser
+
+    parser = _parser()
+    for name, (module, function, params) in _BENCHES.items():
+        args = parser.parse_args(["bench", name])
+        run = getattr(importlib.import_module(f"anima.bench.{module}"), function)
+        accepted = inspect.signature(run).parameters
+        for keyword, arg in params.items():
+            assert hasattr(args, arg.lstrip("!")), (name, arg)
+            assert keyword in accepted, (name, keyword)
