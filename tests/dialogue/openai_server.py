@@ -196,8 +196,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._wait(call, None, gate=script.resume)
             elif i:
                 self._wait(call, script.delay)
-            self._event(_chunk(model, {"content": token}))
+            # Counted before the write: the client may act on the token (release a phrase and
+            # read tokens_pending) before this thread runs again after writing it.
             call.sent_at.append(time.monotonic())
+            self._event(_chunk(model, {"content": token}))
         if script.disconnect_after is not None and script.disconnect_after >= len(script.tokens):
             self._drop()
             return
