@@ -448,9 +448,9 @@ def parse_yaml(data: Any, source: str) -> list[Passage]:
         if isinstance(q, dict):
             raise KnowledgeError(f"{source}: item {n}: the question must be text or a list")
         where = f"{source}: item {n}"
-        questions = tuple(
-            scalar_text(x, where).strip() for x in ([q] if isinstance(q, str) else q or [])
-        )
+        # A lone number or true/false is one question (``q: 1``), like a lone string.
+        asked = q if isinstance(q, list) else [] if q is None else [q]
+        questions = tuple(scalar_text(x, where).strip() for x in asked)
         if not questions or not isinstance(a, str | int | float) or not str(a).strip():
             raise KnowledgeError(f"{source}: item {n} needs a question and an answer")
         pid = f"{source}:{item.get('id', n)}"
