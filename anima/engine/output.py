@@ -296,7 +296,7 @@ class OnAir:
     """
 
     async def frames(self) -> AsyncIterator[VideoFrame | AudioFrame | FaceParams | Any]:
-        """Everything for the client in presentation order (see the module docstring)."""
+        """Everything for the client in presentation order (see :mod:`anima.engine.session`)."""
         if not self._started:
             raise RuntimeError("start() the session before reading its frames")
         while (item := await self._outbox.get()) is not None:
