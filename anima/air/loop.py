@@ -11,6 +11,15 @@ timestamps come from integer counts and never drift. What fills a frame:
 - when the loop is late by more than ``max_late`` frames (a stalled CPU) the last picture is
   repeated instead of rendered, so the output catches up; audio is never delayed.
 
+With ``audio_first=True`` (conversations) the voice never waits for the face: frame ``k``'s
+audio goes to the sink the moment it is picked, and its picture follows when rendered (the
+sink then sees the two halves separately: ``(None, k, pcm, first)`` and ``(image, k, None,
+first)`` in :attr:`~Broadcaster.outgoing`). One render runs at a time; while it runs, the
+loop goes on with audio alone. Under CPU pressure video is shed, in this order and only for as
+long as needed: a lower frame rate (every 2nd, 3rd or 4th frame rendered, chosen from the
+measured render time against the frame time) and then skipped frames (a render still busy, or
+the loop late); every picture not rendered is counted in ``anima_air_video_skipped_total``.
+
 With ``realtime=False`` (offline production) nothing is paced: the loop waits for speech instead
 of filling with idle, and runs as fast as render and encode allow.
 
@@ -25,7 +34,9 @@ hooks of :class:`Broadcaster`: :meth:`~Broadcaster.pick`, :meth:`~Broadcaster.wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +61,13 @@ UNDERRUNS = Counter(
     "anima_live_underruns_total", "Frames filled with idle because speech was late."
 )
 REPEATS = Counter("anima_live_repeated_frames_total", "Frames repeated because the loop was late.")
+VIDEO_SKIPPED = Counter(
+    "anima_air_video_skipped_total",
+    "Pictures not rendered so that audio stays on time (audio-first loops), by reason: "
+    "rate (frame rate lowered), busy (the last render still running), late (the loop behind).",
+    ["reason"],
+)
+MAX_STRIDE = 4  # the lowest frame rate video sheds to: every 4th frame (6 fps at 25)
 
 Render = Callable[[int, MouthShape, bool], np.ndarray]
 Picked = tuple[MouthShape, bool, np.ndarray, str | None]  # mouth, speaking, audio span, subtitle
@@ -63,7 +81,11 @@ class Sink(Protocol):
     """Where on-air frames go (an :class:`~anima.live.outputs.OutputHub`, or a test list)."""
 
     def write(self, image: np.ndarray, index: int, pcm: np.ndarray, pts: int, rate: int) -> None:
-        """Take video frame ``index`` and its audio (first sample ``pts``); may block."""
+        """Take video frame ``index`` and its audio (first sample ``pts``); may block.
+
+        An audio-first loop instead calls ``write_audio(index, pcm, pts, rate)`` and then,
+        when the picture is rendered (or never, when it was shed), ``write_video(image, index)``.
+        """
         ...
 
 
@@ -104,6 +126,7 @@ class BroadcastStats:
     repeated: int = 0
     max_late: float = 0.0
     render_seconds: float = 0.0
+    video_skipped: int = 0  # pictures not rendered (audio-first loops shed video)
     speech: list[tuple[str, int, int]] = field(default_factory=list)  # (text, first, end frame)
 
 
@@ -132,6 +155,7 @@ class Broadcaster:
         lead_out: float = 0.5,
         offload: bool = True,
         queue_frames: int = 4,
+        audio_first: bool = False,
     ) -> None:
         self.program = program
         self.render = render
@@ -154,6 +178,10 @@ class Broadcaster:
         )
         self._last: np.ndarray | None = None
         self._on_air: Utterance | None = None
+        self.audio_first = audio_first and realtime
+        self.stride = 1  # render every ``stride``-th frame (audio-first: a lower frame rate)
+        self._render_cost = 0.0  # smoothed render time of one picture, on the clock
+        self._rendering: asyncio.Task[None] | None = None
 
     @property
     def frame(self) -> int:
@@ -191,6 +219,10 @@ class Broadcaster:
                     tail += 1
                     picked = (REST, False, np.zeros(n, np.int16), None)
                 shape, speaking, pcm, subtitle = picked
+                if self.audio_first:
+                    await self._audio_then_video(k, first, picked, late)
+                    k += 1
+                    continue
                 if (
                     self.realtime
                     and late > self.max_late / self.media.fps
@@ -208,9 +240,55 @@ class Broadcaster:
                 k += 1
             self.end_speech(k)
         finally:
+            if self._rendering is not None and not self._rendering.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await self._rendering  # the last picture follows its audio
             await self.outgoing.put(None)
             await writer
         return self.stats
+
+    # -- audio first -----------------------------------------------------------------------
+
+    async def _audio_then_video(self, k: int, first: int, picked: Picked, late: float) -> None:
+        """Frame ``k``'s audio leaves now; its picture is rendered after it, or shed."""
+        shape, speaking, pcm, subtitle = picked
+        await self.outgoing.put((None, k, pcm, first))  # type: ignore[arg-type]
+        reason = None
+        if self._rendering is not None and not self._rendering.done():
+            reason = "busy"
+        elif late > self.max_late / self.media.fps and self._last is not None:
+            reason = "late"
+        elif k % self.stride and self._last is not None:
+            reason = "rate"
+        if reason is not None:
+            self.stats.video_skipped += 1
+            VIDEO_SKIPPED.labels(reason).inc()
+            return
+        self._rendering = asyncio.create_task(
+            self._render_after(k, first, shape, speaking, subtitle), name="air-render"
+        )
+
+    async def _render_after(
+        self, k: int, first: int, shape: MouthShape, speaking: bool, subtitle: str | None
+    ) -> None:
+        t0 = self.clock.now()
+        if self.offload:
+            image = await run_blocking(self.render_frame, k, shape, speaking, subtitle)
+        else:
+            image = self.render_frame(k, shape, speaking, subtitle)
+        self._shed(self.clock.now() - t0)
+        self._last = image
+        await self.outgoing.put((image, k, None, first))  # type: ignore[arg-type]
+
+    def _shed(self, seconds: float) -> None:
+        """Choose the frame rate from the smoothed render time against the frame time.
+
+        Rendering may use about 70 % of each rendered frame's time, so the voice's own work
+        (TTS, ASR, encoding) keeps room on the cores; the rate comes back when renders are fast.
+        """
+        self._render_cost += (seconds - self._render_cost) * 0.3
+        frame = 1.0 / self.media.fps
+        self.stride = max(1, min(MAX_STRIDE, math.ceil(self._render_cost / (0.7 * frame))))
 
     # -- choosing what plays ---------------------------------------------------------------
 
@@ -310,9 +388,16 @@ class Broadcaster:
         rate = self.media.sample_rate
         while (item := await self.outgoing.get()) is not None:
             image, k, pcm, pts = item
-            if self.offload:
-                await run_blocking(self.sink.write, image, k, pcm, pts, rate)
+            if pcm is None:  # audio first: the picture of a frame whose audio already left
+                write, args = self.sink.write_video, (image, k)  # type: ignore[attr-defined]
+            elif image is None:
+                write, args = self.sink.write_audio, (k, pcm, pts, rate)  # type: ignore[attr-defined]
             else:
-                self.sink.write(image, k, pcm, pts, rate)
-            self.stats.frames += 1
-            self.stats.samples += len(pcm)
+                write, args = self.sink.write, (image, k, pcm, pts, rate)
+            if self.offload:
+                await run_blocking(write, *args)
+            else:
+                write(*args)
+            if pcm is not None:
+                self.stats.frames += 1
+                self.stats.samples += len(pcm)

@@ -83,6 +83,8 @@ class SessionAir(Broadcaster):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.notes: dict[int, FrameNote] = {}
+        # (turn, emotion) of frames whose audio left before their picture (audio first).
+        self.video_notes: dict[int, tuple[int, str]] = {}
         self.on_start: Callable[[Utterance, int], list[Any]] = lambda utt, k: []
         self.on_end: Callable[[Utterance, int], list[Any]] = lambda utt, k: []
         self.on_events: Callable[[list[Any]], None] = lambda events: None
@@ -132,7 +134,13 @@ class SessionAir(Broadcaster):
                 self.on_events(item.events)
                 continue
             image, k, pcm, pts = item
-            self.sink.write(image, k, pcm, pts, rate)
+            if pcm is None:  # audio first: the picture of a frame whose audio already left
+                self.sink.write_video(image, k)
+                continue
+            if image is None:
+                self.sink.write_audio(k, pcm, pts, rate)
+            else:
+                self.sink.write(image, k, pcm, pts, rate)
             self.stats.frames += 1
             self.stats.samples += len(pcm)
 
@@ -309,6 +317,23 @@ class OnAir:
         else:
             self._loop.call_soon_threadsafe(self._emit, image, index, pcm, pts, rate)
 
+    def write_audio(self, index: int, pcm: np.ndarray, pts: int, rate: int) -> None:
+        """Sink of an audio-first loop (its thread): frame ``index``'s audio, before its picture."""
+        self._emit(None, index, pcm, pts, rate)
+
+    def write_video(self, image: Any, index: int) -> None:
+        """Sink of an audio-first loop (its thread): the picture of frame ``index``, or none."""
+        if self._closed:
+            return
+        notes = self._air.video_notes
+        turn, emotion = notes.pop(index, (0, "neutral"))
+        for old in [i for i in notes if i < index]:  # frames whose picture was shed
+            del notes[old]
+        if self.media == "video":
+            self._outbox.put(VideoFrame(turn=turn, image=image, index=index))
+        elif self.media == "params":
+            self._outbox.put(dataclasses.replace(image, turn=turn, emotion=emotion))
+
     def _emit(self, image: Any, index: int, pcm: np.ndarray, pts: int, rate: int) -> None:
         if self._closed:
             return
@@ -324,6 +349,9 @@ class OnAir:
         if self.media == "events":
             return
         self._outbox.put(AudioFrame(turn=note.turn, pcm=pcm, sample_rate=rate, pts=pts))
+        if image is None:  # audio first: the picture follows (write_video)
+            self._air.video_notes[index] = (note.turn, note.emotion)
+            return
         if self.media == "video":
             self._outbox.put(VideoFrame(turn=note.turn, image=image, index=index))
         else:

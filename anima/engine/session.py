@@ -169,6 +169,7 @@ class Session(TurnTaking, Speaking, OnAir, Faults):
             preroll=0.1,
             lead_out=0.0,
             offload=self.media == "video",
+            audio_first=self.realtime and self.media != "events",
         )
         self._air.on_start = self._on_air_start
         self._air.on_end = self._on_air_end

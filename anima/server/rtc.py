@@ -5,6 +5,12 @@ channel (typed text, interrupt, ping). Out: the avatar's audio and video tracks 
 session event as JSON on the data channel. A pump task moves ``session.frames()`` into the
 bounded track queues; the tracks release them on the shared audio-clock pacer.
 
+The ``latency`` event measures to the wire: the engine's event is held until the first loud
+audio of its turn has left in an RTP packet, and goes out with the output path's parts added
+(``out_queue``, ``out_pacing``, ``out_encode``, ``out_send``, their sum ``output``); ``total``
+then ends on the wire and ``engine_total`` keeps the engine's own figure. An event whose audio
+never leaves (the turn was cut) goes out unchanged after ``WIRE_WAIT`` seconds.
+
 Teardown (:meth:`RtcSession.close`) is one idempotent path taken on every way a conversation
 ends — connection failed or closed, data channel closed, page-unload beacon, DELETE, idle
 timeout, server shutdown: it stops the tracks (so aiortc stops encoding at once rather than for
@@ -29,18 +35,27 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from anima.events import Interrupted, StateChanged, TranscriptEvent, TurnLatency
 from anima.frames import AudioFrame, VideoFrame
 from anima.server import metrics
-from anima.server.tracks import AudioOutTrack, MediaPacer, Rechunker, VideoOutTrack, read_microphone
+from anima.server.tracks import (
+    AudioOutTrack,
+    MediaPacer,
+    Rechunker,
+    VideoOutTrack,
+    WireTiming,
+    read_microphone,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 1024
 MAX_DC_MESSAGE = 8 * 1024
+WIRE_WAIT = 2.0  # seconds a latency event waits for its first audio to leave
 MAX_PENDING = 8  # data-channel requests waiting on the session (``say`` waits when it is full)
 
 
@@ -103,7 +118,7 @@ class RtcSession:
         self.last_ping: float | None = None  # pages ping every 2 s; silence means it is gone
         self.pc = RTCPeerConnection(rtc_configuration(ice))
         self.pacer = MediaPacer()
-        self.audio = AudioOutTrack(self.pacer, queue_seconds)
+        self.audio = AudioOutTrack(self.pacer, queue_seconds, encode=True, on_wire=self._on_wire)
         self.video = VideoOutTrack(self.pacer, engine_session.fps, queue_seconds)
         self.channel = None
         self.close_reason = ""
@@ -111,6 +126,10 @@ class RtcSession:
         self._rechunk = Rechunker()
         self._early: deque[dict[str, Any]] = deque(maxlen=32)  # events before the channel opens
         self._audio_started = False
+        # The engine's latency event waiting for its audio to leave: (event, when it came,
+        # the fallback timer), and whether the next loud audio frame should be marked.
+        self._held: tuple[TurnLatency, float, asyncio.TimerHandle] | None = None
+        self._mark_next = False
         self._tasks: set[asyncio.Task] = set()
         self._commands = 0  # ask/say/interrupt requests still being carried out
         self._closed = asyncio.Event()
@@ -281,16 +300,51 @@ class RtcSession:
             self._audio_started = True
             self.audio.start_at(frame.pts, frame.sample_rate)
         for chunk in self._rechunk.push(frame.pcm, frame.sample_rate):
-            self.audio.put_pcm(chunk)
+            mark = None
+            if self._mark_next and frame.turn and np.abs(chunk).max(initial=0) > 64:
+                self._mark_next, mark = False, frame.turn
+            self.audio.put_pcm(chunk, mark)
+
+    def _hold_latency(self, event: TurnLatency) -> None:
+        """Keep the engine's latency event until its first loud audio is on the wire."""
+        self._release_latency()  # an older one still waiting goes as it is
+        timer = asyncio.get_running_loop().call_later(WIRE_WAIT, self._release_latency)
+        self._held = (event, self.pacer.now(), timer)
+        self._mark_next = True
+
+    def _on_wire(self, timing: WireTiming) -> None:
+        if self._held is None:
+            return
+        event, held_at, _ = self._held
+        parts = dict(event.parts)
+        out = timing.parts()
+        # From the engine's event (the frame left the session) to the packet on the wire.
+        out["output"] = max(0.0, timing.sent - held_at)
+        parts.update({k: round(v, 4) for k, v in out.items()})
+        if "total" in parts:
+            parts["engine_total"] = parts["total"]
+            parts["total"] = round(parts["total"] + out["output"], 4)
+        self._release_latency(TurnLatency(parts))
+
+    def _release_latency(self, event: TurnLatency | None = None) -> None:
+        if self._held is None:
+            return
+        held, _, timer = self._held
+        timer.cancel()
+        self._held, self._mark_next = None, False
+        event = event or held
+        self.latencies.append(dict(event.parts))
+        metrics.observe_latency(event.parts)
+        self.send(event.to_json())
 
     def _event(self, event: Any) -> None:
         to_json = getattr(event, "to_json", None)
         if to_json is None:
             return
         if isinstance(event, TurnLatency):
-            self.latencies.append(dict(event.parts))
-            metrics.observe_latency(event.parts)
-        elif isinstance(event, Interrupted):
+            self._hold_latency(event)
+            return
+        if isinstance(event, Interrupted):
             self.audio.clear()
             self.video.clear()
         elif isinstance(event, TranscriptEvent) and event.final:
@@ -332,6 +386,9 @@ class RtcSession:
             return
         self._closing = True
         self.close_reason = reason
+        if self._held is not None:
+            self._held[2].cancel()
+            self._held = None
         log.info("session %s closing: %s", self.id, reason)
         with contextlib.suppress(Exception):
             self.send({"type": "closed", "reason": reason})

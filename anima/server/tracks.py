@@ -6,6 +6,14 @@ their frames on one shared :class:`MediaPacer`, anchored to the audio clock: a f
 the wall clock reaches ``anchor + media time``. aiortc stamps RTCP sender reports with the wall
 time of sending, so releasing audio and video on one clock is what keeps them in sync at the
 browser. Audio is 48 kHz, 20 ms frames (what Opus wants); video pts are on the 90 kHz RTP clock.
+
+The voice goes first. With ``encode=True`` the audio track encodes Opus itself, on the event
+loop (about 0.1 ms a 20 ms frame), and hands aiortc a finished packet: aiortc would otherwise
+encode audio in the loop's default executor, in a queue behind video encodes and whatever else
+runs there, which under CPU pressure delayed the voice by hundreds of milliseconds. The first
+loud audio of each reply is timed through the output path (:class:`WireTiming`): queued,
+released by the pacer, encoded, and on the wire (aiortc asks for the next frame only after it
+has sent the packets of the last one).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import av
 import numpy as np
@@ -40,6 +49,35 @@ IN_RATE = 16_000  # what the listener works on (Silero VAD and Whisper)
 # picture is worthless after about one frame; audio is cut only when far behind (a click).
 STALE_VIDEO = 0.06
 STALE_AUDIO = 0.2
+
+
+@dataclass
+class WireTiming:
+    """How the first loud audio frame of a reply went through the output path.
+
+    Times are on the pacer's clock (monotonic seconds); ``rtp_pts`` is its 48 kHz media
+    timestamp (aiortc adds its random RTP origin). The parts: ``queue`` (queued until the
+    track took it, including waiting for older frames), ``pacing`` (held back for its slot),
+    ``encode`` (Opus) and ``send`` (packetised and handed to the transport).
+    """
+
+    turn: int
+    queued: float
+    rtp_pts: int = 0
+    taken: float = 0.0  # picked from the queue, before the pacer's wait
+    released: float = 0.0  # after the pacer's wait
+    encoded: float = 0.0
+    sent: float = 0.0
+
+    def parts(self) -> dict[str, float]:
+        """The output path's parts and their sum, in seconds."""
+        return {
+            "out_queue": max(0.0, self.taken - self.queued),
+            "out_pacing": max(0.0, self.released - self.taken),
+            "out_encode": max(0.0, self.encoded - self.released),
+            "out_send": max(0.0, self.sent - self.encoded),
+            "output": max(0.0, self.sent - self.queued),
+        }
 
 
 class MediaPacer:
@@ -67,6 +105,10 @@ class MediaPacer:
         self._warmup = warmup
         self._drift = drift
         self.waits = 0  # frames held back because they came early
+
+    def now(self) -> float:
+        """The pacer's clock."""
+        return self._clock()
 
     def arrived(self, media_time: float) -> None:
         """A frame for ``media_time`` (seconds on the audio clock) has just been queued."""
@@ -108,6 +150,7 @@ class _QueueTrack(MediaStreamTrack):
         self.dropped = 0  # overwritten in a full queue
         self.skipped = 0  # passed over because a newer item was already due
         self.sent = 0
+        self.taken = 0.0  # when the last item was taken from the queue (pacer clock)
 
     def put(self, item, media_time: float) -> None:
         """Queue ``item`` shown at ``media_time``; when full, the oldest is dropped."""
@@ -115,7 +158,7 @@ class _QueueTrack(MediaStreamTrack):
             return
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
-        self._queue.append((item, media_time, time.monotonic()))
+        self._queue.append((item, media_time, self._pacer.now()))
         self._pacer.arrived(media_time)
         self._ready.set()
 
@@ -138,8 +181,9 @@ class _QueueTrack(MediaStreamTrack):
         while self._queue and self._pacer.late(self._queue[0][1]) >= self.stale:
             item, media_time, queued = self._queue.popleft()
             self.skipped += 1
+        self.taken = self._pacer.now()
         await self._pacer.wait(media_time)
-        QUEUED.labels(self.kind).observe(time.monotonic() - queued)
+        QUEUED.labels(self.kind).observe(self._pacer.now() - queued)
         return item, media_time
 
     def stop(self) -> None:
@@ -174,16 +218,39 @@ class VideoOutTrack(_QueueTrack):
 
 
 class AudioOutTrack(_QueueTrack):
-    """The avatar's voice: 20 ms 48 kHz mono s16 frames with continuous sample pts."""
+    """The avatar's voice: 20 ms 48 kHz mono s16 frames with continuous sample pts.
+
+    With ``encode=True``, ``recv`` returns Opus packets (encoded here, see the module's
+    docstring) instead of raw frames. ``on_wire`` receives the :class:`WireTiming` of each
+    frame queued with a ``mark`` once that frame is on the wire.
+    """
 
     kind = "audio"
     stale = STALE_AUDIO
 
-    def __init__(self, pacer: MediaPacer, queue_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        pacer: MediaPacer,
+        queue_seconds: float = 0.5,
+        *,
+        encode: bool = False,
+        on_wire: Callable[[WireTiming], None] | None = None,
+    ) -> None:
         super().__init__(pacer, max(4, round(queue_seconds * OUT_RATE / OUT_FRAME)))
         self._time_base = fractions.Fraction(1, OUT_RATE)
         self._pts = 0
         self.energy_samples = 0  # non-silent samples sent (for tests and metrics)
+        self.on_wire = on_wire
+        self._encoder: av.CodecContext | None = None
+        if encode:
+            self._encoder = av.CodecContext.create("libopus", "w")
+            self._encoder.bit_rate = 64_000
+            self._encoder.format = "s16"
+            self._encoder.layout = "stereo"  # what the SDP's opus/48000/2 announces
+            self._encoder.sample_rate = OUT_RATE
+            self._encoder.time_base = self._time_base
+            self._encoder.options = {"application": "voip"}
+        self._in_flight: WireTiming | None = None  # handed to aiortc, not yet on the wire
 
     def start_at(self, pts: int, sample_rate: int) -> None:
         """Number the first frame from the session's audio pts (``pts`` at ``sample_rate``).
@@ -193,22 +260,54 @@ class AudioOutTrack(_QueueTrack):
         """
         self._pts = pts * OUT_RATE // sample_rate
 
-    def put_pcm(self, pcm: np.ndarray) -> None:
-        """Queue exactly one 20 ms frame of int16 mono PCM at 48 kHz (the next on the clock)."""
-        self.put((pcm, self._pts), self._pts / OUT_RATE)
+    def put_pcm(self, pcm: np.ndarray, mark: int | None = None) -> None:
+        """Queue exactly one 20 ms frame of int16 mono PCM at 48 kHz (the next on the clock).
+
+        ``mark`` (a turn id) asks for this frame's :class:`WireTiming` via ``on_wire``.
+        """
+        timing = None if mark is None else WireTiming(mark, self._pacer.now(), self._pts)
+        self.put((pcm, self._pts, timing), self._pts / OUT_RATE)
         self._pts += len(pcm)
 
-    async def recv(self) -> av.AudioFrame:
-        """The next 20 ms, released at its presentation time."""
-        (pcm, pts), _ = await self._next()
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = OUT_RATE
-        frame.pts = pts
-        frame.time_base = self._time_base
-        if np.abs(pcm).max(initial=0) > 64:
-            self.energy_samples += len(pcm)
-        self.sent += 1
-        return frame
+    def _wired(self) -> None:
+        # aiortc asks for the next frame only after sending the last one: it is on the wire.
+        timing, self._in_flight = self._in_flight, None
+        if timing is not None:
+            timing.sent = self._pacer.now()
+            if self.on_wire is not None:
+                self.on_wire(timing)
+
+    async def recv(self) -> av.AudioFrame | av.Packet:
+        """The next 20 ms, released at its presentation time (an Opus packet if encoding)."""
+        self._wired()
+        while True:
+            (pcm, pts, timing), _ = await self._next()
+            if timing is not None:
+                timing.taken, timing.released = self.taken, self._pacer.now()
+            frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = OUT_RATE
+            frame.pts = pts
+            frame.time_base = self._time_base
+            if np.abs(pcm).max(initial=0) > 64:
+                self.energy_samples += len(pcm)
+            self.sent += 1
+            out: av.AudioFrame | av.Packet = frame
+            if self._encoder is not None:
+                stereo = np.repeat(pcm, 2).reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
+                frame.sample_rate = OUT_RATE
+                frame.pts = pts
+                frame.time_base = self._time_base
+                packets = self._encoder.encode(frame)
+                if not packets:  # libopus holds nothing back at 20 ms, but be safe
+                    continue
+                out = packets[0]
+                out.pts = pts  # the RTP timestamp follows the media clock, not the lookahead
+                out.time_base = self._time_base
+            if timing is not None:
+                timing.encoded = self._pacer.now()
+                self._in_flight = timing
+            return out
 
 
 class Rechunker:

@@ -129,3 +129,25 @@ async def test_stop_ends_a_waiting_recv():
     track.put_pcm(np.zeros(OUT_FRAME, np.int16))  # ignored once stopped
     with pytest.raises(MediaStreamError):
         await track.recv()
+
+
+async def test_encoded_audio_is_timed_to_the_wire(clock):
+    pacer = MediaPacer(clock, warmup=0.0)
+    seen = []
+    audio = AudioOutTrack(pacer, encode=True, on_wire=seen.append)
+    audio.put_pcm(np.zeros(OUT_FRAME, np.int16))
+    audio.put_pcm(np.full(OUT_FRAME, 3000, np.int16), mark=7)  # the reply's first loud frame
+    first = await audio.recv()
+    assert first.pts == 0 and bytes(first)  # an Opus packet, not a raw frame
+    clock.t += 0.005
+    packet = await audio.recv()
+    assert packet.pts == OUT_FRAME and packet.time_base == first.time_base
+    assert seen == []  # handed to aiortc, not yet sent
+    clock.t += 0.003  # aiortc packetises and sends, then asks for the next frame
+    audio.put_pcm(np.zeros(OUT_FRAME, np.int16))
+    await audio.recv()
+    (timing,) = seen
+    assert timing.turn == 7 and timing.rtp_pts == OUT_FRAME
+    parts = timing.parts()
+    assert parts["out_send"] == pytest.approx(0.003)
+    assert parts["output"] == pytest.approx(parts["out_queue"] + parts["out_pacing"] + 0.003)
