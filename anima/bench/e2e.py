@@ -35,8 +35,12 @@ above (its median) is added so they are comparable to ``client_audio``:
     its first complete sentence (phrases joined until one ends in ``. ! ? …``), its whole TTS,
     its lip-sync and the first rendered frame.
 
-Results go to ``<out>/e2e.json`` (or ``e2e_<backend>.json`` for a non-default backend) and the
-breakdown table is printed.
+Each turn records the one-minute load average (``load1``); the summary ``tail`` gives p50 /
+p95 / max of ``client_audio`` beside the load, and ``--stress`` keeps one core busy with a CPU
+hog during the conversation (issue 22: the tail when the cores are busy).
+
+Results go to ``<out>/e2e.json`` (or ``e2e_<backend>.json`` for a non-default backend), the
+per-turn latency against the load to ``e2e_load.png``, and the breakdown table is printed.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from rich.table import Table
 
 from anima.bench.baselines import run_baselines, summarise
 from anima.bench.common import write_result
+from anima.bench.tail import cpu_hog, load1, plot_vs_load, tail_summary
 from anima.config import Settings
 
 # The first question is the one the one-turn smoke test asks: plain words that tiny.en hears
@@ -96,11 +101,29 @@ def bench_e2e(
     backend: str = "kb",
     baselines: bool = True,
     listen: float = 0.4,
+    stress: bool = False,
 ) -> int:
     """Run the end-to-end benchmark, print the breakdown and write the JSON."""
-    result = asyncio.run(_bench(settings, err, turns, backend, baselines, listen))
+    with cpu_hog(stress) as hog:
+        if hog:
+            err.log(f"--stress: a CPU hog (pid {hog}) keeps one core busy")
+        result = asyncio.run(_bench(settings, err, turns, backend, baselines, listen))
+    result["config"]["stress"] = "one CPU hog during the run" if stress else None
     name = "e2e" if backend == "kb" else f"e2e_{backend}"
     path = write_result(out, name, result)
+    rows = result["turns"]
+    plot_vs_load(
+        {"client_audio": [(t["load1"], t["client_audio"]) for t in rows if "client_audio" in t]},
+        out / f"{name}_load.png",
+        "end of speech to first audio (WebSocket)" + (" (--stress)" if stress else ""),
+    )
+    tail = result["tail"]
+    if tail.get("n") != 0:
+        lat, load = tail["latency_ms"], tail.get("load1", {})
+        err.print(
+            f"client_audio p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, max "
+            f"{lat['max']:.0f} ms; load average p50 {load.get('p50', float('nan')):.2f}"
+        )
     err.print(breakdown_table(result))
     err.print(f"wrote {path}")
     return 0
@@ -164,6 +187,10 @@ async def _bench(
             "load_average_start": load_avg0,
             "turns": ours,
             "ours": summarise(ours),
+            "tail": tail_summary(
+                [t["client_audio"] for t in ours if "client_audio" in t],
+                [t["load1"] for t in ours],
+            ),
             "notes": [
                 "first_token: from the anima_brain_first_token_seconds histogram per turn; the "
                 "kb backend has no language model, so it is absent there.",
@@ -382,6 +409,7 @@ async def _one_turn(
             out["transport"] = out["client_audio"] - out["total"]
     if turn_id is not None and turn_id in client.video:
         out["client_video"] = client.video[turn_id] - end_wall
+    out["load1"] = load1()
     return out
 
 

@@ -8,14 +8,19 @@ in this process, on the remaining cores when there are any.
    microphone track. Voice-to-face is measured at the client, from the moment the last sample
    of the question is sent to the first received avatar audio with sound in it; the server's
    ``latency`` events give the per-stage breakdown (endpoint, asr, first_phrase,
-   tts_first_chunk, first_frame, total). After the first sound the client interrupts and
+   tts_first_chunk, first_frame, total). ``total`` ends when the first reply audio left in an
+   RTP packet; the output path's parts (``out_queue``, ``out_pacing``, ``out_encode``,
+   ``out_send``, their sum ``output``) and the engine's own ``engine_total`` come with it, and
+   ``gap`` is what the client heard minus ``total``. Each turn records the load average; with
+   ``--stress`` a CPU hog spins on one of the server's two cores all along. After the first sound the client interrupts and
    waits for the avatar to listen again, so every turn starts from the same state.
 2. **Concurrent talking sessions**: 1, 2, 3 … clients whose avatars talk all the time
    (``say`` of a long text, repeated). A count is *sustained* when every client received at
    least 96 % of the 25 fps video frames and 96 % of the 20 ms audio frames due over the
    measured window. The sweep stops at the first count that is not sustained.
 
-Results: ``<out>/rtc.json`` and ``<out>/rtc.png``.
+Results: ``<out>/rtc.json``, ``<out>/rtc.png`` and ``<out>/rtc_load.png`` (per-turn latency
+against the load average). ``--max-sessions 0`` skips the sweep.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 from rich.console import Console
 
 from anima.bench.common import stats, write_result
+from anima.bench.tail import cpu_hog, load1, plot_vs_load, tail_summary
 from anima.config import Settings
 
 QUESTIONS = (
@@ -49,7 +55,21 @@ TALK = (
     "every hour on the hour, and the cafe on the ground floor serves coffee until nine."
 )
 SUSTAIN = 0.96
-PART_ORDER = ("endpoint", "asr", "first_phrase", "tts_first_chunk", "first_frame", "total")
+PART_ORDER = (
+    "endpoint",
+    "asr",
+    "first_phrase",
+    "tts_first_chunk",
+    "first_frame",
+    "engine_total",
+    "out_queue",
+    "out_pacing",
+    "out_encode",
+    "out_send",
+    "output",
+    "total",
+    "gap",
+)
 
 
 def _server_cores() -> set[int]:
@@ -140,12 +160,16 @@ async def _latency(url: str, turns: int, err: Console) -> dict[str, object]:
             err.print(f"turn {i + 1}: no reply to {question!r}")
             continue
         heard = client.latencies[before] if len(client.latencies) > before else None
-        rows.append({"question": question, "client_s": heard, "parts": event["parts"]})
+        parts = dict(event["parts"])
+        if heard is not None and "total" in parts:
+            parts["gap"] = heard - parts["total"]  # network and client, after the wire
+        rows.append({"question": question, "client_s": heard, "parts": parts, "load1": load1()})
         if heard is not None:
             client_ms.append(heard * 1000)
         err.print(
             f"turn {i + 1}/{turns}: voice-to-face {heard * 1000 if heard else float('nan'):.0f} ms"
-            f" (server total {event['parts'].get('total', 0) * 1000:.0f} ms)"
+            f" (server total {parts.get('total', 0) * 1000:.0f} ms, output path "
+            f"{parts.get('output', float('nan')) * 1000:.0f} ms, load {rows[-1]['load1']})"
         )
         client.send({"type": "interrupt"})
         with contextlib.suppress(TimeoutError):
@@ -160,6 +184,10 @@ async def _latency(url: str, turns: int, err: Console) -> dict[str, object]:
     return {
         "turns": len(rows),
         "voice_to_face_ms": stats(client_ms) if client_ms else None,
+        "tail": tail_summary(
+            [r["client_s"] for r in rows if r["client_s"] is not None],
+            [r["load1"] for r in rows],
+        ),
         "server_parts_ms": {k: stats(parts[k]) for k in PART_ORDER if k in parts},
         "server_track_queue_mean_ms": queue_ms,
         "rows": rows,
@@ -235,6 +263,7 @@ def bench_rtc(
     max_sessions: int = 6,
     seconds: float = 12.0,
     config: Path | None = None,
+    stress: bool = False,
 ) -> int:
     """Run both measurements and write ``rtc.json`` and ``rtc.png`` under ``out``."""
     fps = settings.render.fps
@@ -243,8 +272,11 @@ def bench_rtc(
     )
 
     async def main() -> dict[str, object]:
-        async with _server(config, max_sessions, err) as (url, pid):
-            latency = await _latency(url, turns, err)
+        async with _server(config, max(1, max_sessions), err) as (url, pid):
+            with cpu_hog(stress, max(_server_cores())) as hog:
+                if hog:
+                    err.print(f"--stress: a CPU hog (pid {hog}) spins on one server core")
+                latency = await _latency(url, turns, err)
             sweep = []
             for n in range(1, max_sessions + 1):
                 row = await _talking(url, n, seconds, fps, pid)
@@ -271,15 +303,30 @@ def bench_rtc(
             "fps": fps,
             "server_cores": len(_server_cores()),
             "client_on_other_cores": (os.cpu_count() or 1) > 2,
+            "stress": "one CPU hog on one server core during the turns" if stress else None,
         },
         "sessions_sustained_at_fps": held,
         **result,
     }
     path = write_result(out, "rtc", summary)
     _plot(result, out / "rtc.png", fps)
+    rows = result["latency"]["rows"]
+    plot_vs_load(
+        {"heard at the client": [(r["load1"], r["client_s"]) for r in rows if r["client_s"]]},
+        out / "rtc_load.png",
+        "voice-to-face over WebRTC" + (" (--stress)" if stress else ""),
+    )
     v2f = result["latency"]["voice_to_face_ms"]
     if v2f:
-        err.print(f"voice-to-face p50 {v2f['p50']:.0f} ms, p95 {v2f['p95']:.0f} ms")
+        load = result["latency"]["tail"].get("load1", {})
+        err.print(
+            f"voice-to-face p50 {v2f['p50']:.0f} ms, p95 {v2f['p95']:.0f} ms, max "
+            f"{v2f['max']:.0f} ms; load average p50 {load.get('p50', float('nan')):.2f}"
+        )
+        for part in ("output", "gap"):
+            got = result["latency"]["server_parts_ms"].get(part)
+            if got:
+                err.print(f"{part}: p50 {got['p50']:.0f} ms, p95 {got['p95']:.0f} ms")
     err.print(f"{held} talking session(s) sustained at {fps} fps on two cores; wrote {path}")
     return 0
 
@@ -305,7 +352,7 @@ def _plot(result: dict, path: Path, fps: int) -> None:
     xs = [r["sessions"] for r in sweep]
     ax2.plot(xs, [r["video_fps_min"] for r in sweep], "o-", label="min fps received")
     ax2.axhline(fps * SUSTAIN, color="grey", ls="--", label=f"{SUSTAIN:.0%} of {fps} fps")
-    ax2.set_xlabel("concurrent talking sessions")
+    ax2.set_xlabel("concurrent talking sessions (--max-sessions 0: none run)")
     ax2.set_ylabel("fps")
     ax2.set_title("sessions on two cores")
     ax2.legend(fontsize=8)
