@@ -16,9 +16,12 @@ Time is read only through an injected :class:`Clock`, so tests can run on virtua
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import logging
+import os
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -99,6 +102,37 @@ async def run_blocking(fn: Callable[..., T], *args: object, **kwargs: object) ->
     """Run CPU-heavy ``fn`` in the default executor so the event loop stays responsive."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+# The voice's own CPU work (speech synthesis and recognition) runs on these threads, never in
+# a queue behind pictures and video encodes in the default executor (issue 22).
+_VOICE_THREADS = 4
+_voice_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_voice_lock = threading.Lock()
+
+
+async def run_voice(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Like :func:`run_blocking`, on the voice's own threads (TTS and ASR: the voice first)."""
+    global _voice_pool
+    if _voice_pool is None:
+        with _voice_lock:
+            if _voice_pool is None:
+                _voice_pool = concurrent.futures.ThreadPoolExecutor(
+                    _VOICE_THREADS, thread_name_prefix="anima-voice"
+                )
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_voice_pool, functools.partial(fn, *args, **kwargs))
+
+
+def lower_priority(niceness: int) -> None:
+    """Make the calling thread yield the CPU to others (Linux: a per-thread nice value).
+
+    Used as the initializer of pools that make pictures, so that under CPU pressure the
+    kernel runs the voice's threads first. Raising niceness needs no privilege; where it is
+    not supported this does nothing.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], poll: float = 1.0) -> None:

@@ -34,6 +34,7 @@ from anima.air.loop import Broadcaster, Picked
 from anima.air.program import Utterance
 from anima.events import ErrorEvent, FaceParams, StateChanged, Subtitle
 from anima.frames import AudioFrame, MouthShape, VideoFrame
+from anima.pipeline import lower_priority
 from anima.render.idle import IdleMotion
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ log = logging.getLogger("anima.engine.session")  # one logger for the whole conv
 # its size): about ±3° of yaw and ±2° of pitch, what a 2D client can show as a small tilt.
 _YAW_PER_SHIFT = 300.0
 _PITCH_PER_SHIFT = 300.0
+RENDER_NICENESS = 10  # render threads run below the voice's (see anima.pipeline.lower_priority)
 
 
 @dataclass
@@ -423,8 +425,12 @@ class OnAir:
         want = (s.size, s.size, 3)
         timeout = s.frame_timeout
         if self._render_pool is None:
+            # Pictures yield the cores to the voice (TTS, ASR, audio): a niced thread.
             self._render_pool = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix=f"render-{self.id}"
+                1,
+                thread_name_prefix=f"render-{self.id}",
+                initializer=lower_priority,
+                initargs=(RENDER_NICENESS,),
             )
         pool = self._render_pool
 

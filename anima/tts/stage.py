@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from anima.frames import Frame, SpeechChunk, TextChunk
-from anima.pipeline import Stage, run_blocking
+from anima.pipeline import Stage, run_voice
 from anima.tts import Voice, speak
 
 
@@ -54,7 +54,7 @@ class SpeechStage(Stage):
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that lands as the synthesis finishes, and the stage then never stops.
                 async with asyncio.timeout(self.timeout):
-                    chunk = await run_blocking(next, sentences, None)
+                    chunk = await run_voice(next, sentences, None)
             except TimeoutError:
                 raise SpeechError(f"speech synthesis took over {self.timeout:g} s") from None
             if chunk is None:
