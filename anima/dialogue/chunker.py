@@ -2,8 +2,9 @@
 
 The TTS speaks phrase by phrase, so the first phrase decides when the avatar starts talking.
 :class:`PhraseChunker` therefore releases the first phrase of a reply early, at the first
-clause boundary (``, ; : —``, Chinese ``，、：；``) or, when none comes, after
-``first_words`` words; later phrases end at sentence ends (``. ! ? …``, Chinese ``。！？；，``)
+clause boundary (``, ; : —``, Chinese ``，、：；``), or from ``min_words`` words on before a
+word that starts a new phrase (a conjunction or preposition: "We open | at nine", "Yes | and
+no"), or, when none comes, after ``first_words`` words; later phrases end at sentence ends (``. ! ? …``, Chinese ``。！？；，``)
 or line breaks, and no phrase grows past ``max_chars``.
 
 Punctuation only counts as a boundary once the next character shows it really is one: an
@@ -50,6 +51,12 @@ _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt ave rd vs etc approx dept est fig inc ltd co corp jan feb "
     "mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun cf ca nr tel".split()
 )
+# Words a spoken phrase naturally starts with: the first phrase may end just before one.
+_BREAK_BEFORE = frozenset(
+    "and but or so because which who whose where when while if until unless since although "
+    "though at in on to for from with without by about into onto through during after "
+    "before between".split()
+)
 
 
 def _is_cjk(ch: str) -> bool:
@@ -93,10 +100,15 @@ class PhraseChunker:
     """
 
     def __init__(
-        self, first_words: int = 4, max_chars: int = 200, emotion: str = "neutral"
+        self,
+        first_words: int = 4,
+        max_chars: int = 200,
+        emotion: str = "neutral",
+        min_words: int = 2,
     ) -> None:
         if first_words < 1:
             raise ValueError("first_words must be at least 1")
+        self.min_words = max(1, min_words)
         if max_chars < 20:
             raise ValueError("max_chars must be at least 20")
         self.first_words = first_words
@@ -200,6 +212,12 @@ class PhraseChunker:
                 if in_word:
                     in_word = False
                     words += 1
+                    if (
+                        first
+                        and self.min_words <= words < self.first_words
+                        and self._break_follows(buf, i, final)
+                    ):
+                        return i  # "We open | at nine": a natural break after a few words
                     if first and words >= self.first_words and _has_word(buf[:i]):
                         token, _ = _token_before(buf, i)
                         # Keep "Dr." with its name and "9" with its unit ("9 a.m.").
@@ -247,6 +265,29 @@ class PhraseChunker:
                 in_word = True
             i += 1
         return None
+
+    @staticmethod
+    def _break_follows(buf: str, i: int, final: bool) -> bool:
+        """Whether the word after the white space at ``i`` starts a new phrase.
+
+        Undecided (False) while that word may still grow: it must be followed by a space or
+        punctuation, or the reply must have ended.
+        """
+        n = len(buf)
+        j = i
+        while j < n and buf[j].isspace():
+            if buf[j] == "\n":
+                return False  # the line break itself ends the phrase
+            j += 1
+        k = j
+        while k < n and (buf[k].isalpha() or buf[k] == "'"):
+            k += 1
+        if k == j or (k == n and not final) or (k < n and _is_cjk(buf[k])):
+            return False
+        token, _ = _token_before(buf, i)
+        if token.endswith(".") and _is_abbreviation(token[:-1]):
+            return False
+        return buf[j:k].lower() in _BREAK_BEFORE
 
     @staticmethod
     def _skip(buf: str, j: int, more: str) -> int:

@@ -158,9 +158,13 @@ class _QueueTrack(MediaStreamTrack):
             return
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
+            self._passed_over(self._queue[0][0])
         self._queue.append((item, media_time, self._pacer.now()))
         self._pacer.arrived(media_time)
         self._ready.set()
+
+    def _passed_over(self, item) -> None:
+        """``item`` will never be sent (dropped from a full queue, or skipped as stale)."""
 
     def clear(self) -> None:
         """Drop everything queued (on interruption)."""
@@ -179,6 +183,7 @@ class _QueueTrack(MediaStreamTrack):
         # Behind (the connection came up after output began, or the encoder lagged): what is
         # already late goes; the newest due item is sent.
         while self._queue and self._pacer.late(self._queue[0][1]) >= self.stale:
+            self._passed_over(item)
             item, media_time, queued = self._queue.popleft()
             self.skipped += 1
         self.taken = self._pacer.now()
@@ -251,6 +256,11 @@ class AudioOutTrack(_QueueTrack):
             self._encoder.time_base = self._time_base
             self._encoder.options = {"application": "voip"}
         self._in_flight: WireTiming | None = None  # handed to aiortc, not yet on the wire
+        self._orphan: WireTiming | None = None  # a timed frame was never sent: the next is
+
+    def _passed_over(self, item) -> None:
+        if item[2] is not None:
+            self._orphan = item[2]
 
     def start_at(self, pts: int, sample_rate: int) -> None:
         """Number the first frame from the session's audio pts (``pts`` at ``sample_rate``).
@@ -282,6 +292,8 @@ class AudioOutTrack(_QueueTrack):
         self._wired()
         while True:
             (pcm, pts, timing), _ = await self._next()
+            if timing is None and self._orphan is not None:  # its timed frame was passed over
+                timing, self._orphan = self._orphan, None
             if timing is not None:
                 timing.taken, timing.released = self.taken, self._pacer.now()
             frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")

@@ -77,8 +77,21 @@ def test_never_splits_numbers_abbreviations_urls_or_emails(text):
 
 
 def test_first_phrase_word_count_keeps_numbers_and_titles_with_what_follows():
-    assert texts("We open at 9 a.m. every day.")[0] == "We open at 9 a.m. every"
+    assert texts("Our doors open 9 a.m. every day.")[0] == "Our doors open 9 a.m. every"
     assert texts("Please ask Dr. Smith first.")[0] == "Please ask Dr. Smith"
+
+
+def test_first_phrase_ends_at_a_natural_break_after_two_words():
+    # Issue 22: the first sound comes sooner from a shorter first phrase, cut where speech
+    # naturally breaks (before a conjunction or preposition), from two words on.
+    assert texts("We open at 9 a.m. every day.") == ["We open", "at 9 a.m. every day."]
+    assert texts("The library is open until eight tonight.")[0] == "The library is open"
+    assert texts("Yes and no.")[0] == "Yes and no."  # one word is too short a phrase
+    assert texts("Please ask Dr. Smith for help.")[0] == "Please ask Dr. Smith"
+    chunker = PhraseChunker()
+    assert chunker.feed("We open an") == []  # "an" may still become "and"
+    assert chunker.feed("d close") == [Phrase("We open")]
+    assert chunker.feed(" late.") + chunker.flush() == [Phrase("and close late.")]
 
 
 def test_list_numbers_and_line_breaks():

@@ -151,3 +151,15 @@ async def test_encoded_audio_is_timed_to_the_wire(clock):
     parts = timing.parts()
     assert parts["out_send"] == pytest.approx(0.003)
     assert parts["output"] == pytest.approx(parts["out_queue"] + parts["out_pacing"] + 0.003)
+
+
+async def test_a_timed_frame_passed_over_hands_its_timing_on(clock):
+    pacer = MediaPacer(clock, warmup=0.0)
+    seen = []
+    audio = AudioOutTrack(pacer, queue_seconds=0.08, on_wire=seen.append)  # 4 frames
+    audio.put_pcm(np.full(OUT_FRAME, 3000, np.int16), mark=3)
+    for _ in range(4):  # the queue overflows: the timed frame is dropped
+        audio.put_pcm(np.full(OUT_FRAME, 3000, np.int16))
+    await audio.recv()
+    await audio.recv()  # asking again means the last one is on the wire
+    assert [t.turn for t in seen] == [3]
