@@ -2,7 +2,8 @@
 
 The TTS speaks phrase by phrase, so the first phrase decides when the avatar starts talking.
 :class:`PhraseChunker` therefore releases the first phrase of a reply early, at the first
-clause boundary (``, ; : —``, Chinese ``，、：；``), or from ``min_words`` words on before a
+clause boundary (``, ; : —``, Chinese ``，、：；``), or from ``min_words`` words (by default
+half of ``first_words``) on before a
 word that starts a new phrase (a conjunction or preposition: "We open | at nine", "Yes | and
 no"), or, when none comes, after ``first_words`` words; later phrases end at sentence ends (``. ! ? …``, Chinese ``。！？；，``)
 or line breaks, and no phrase grows past ``max_chars``.
@@ -104,11 +105,12 @@ class PhraseChunker:
         first_words: int = 4,
         max_chars: int = 200,
         emotion: str = "neutral",
-        min_words: int = 2,
+        min_words: int | None = None,
     ) -> None:
         if first_words < 1:
             raise ValueError("first_words must be at least 1")
-        self.min_words = max(1, min_words)
+        # A natural break counts from half the word limit on (2 of 4): never a one-word phrase.
+        self.min_words = max(1, first_words // 2 if min_words is None else min_words)
         if max_chars < 20:
             raise ValueError("max_chars must be at least 20")
         self.first_words = first_words
