@@ -42,7 +42,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
@@ -334,7 +333,8 @@ class RtcSession:
             self.audio.start_at(frame.pts, frame.sample_rate)
         for chunk in self._rechunk.push(frame.pcm, frame.sample_rate):
             mark = None
-            if self._mark_next and frame.turn and np.abs(chunk).max(initial=0) > 64:
+            # The engine's event fires on the first non-silent sample: the same one is timed.
+            if self._mark_next and frame.turn and chunk.any():
                 self._mark_next, mark = False, frame.turn
             self.audio.put_pcm(chunk, mark)
 
