@@ -11,6 +11,10 @@ audio of its turn has left in an RTP packet, and goes out with the output path's
 then ends on the wire and ``engine_total`` keeps the engine's own figure. An event whose audio
 never leaves (the turn was cut) goes out unchanged after ``WIRE_WAIT`` seconds.
 
+The microphone is read with a one-packet jitter buffer (:func:`low_latency_input`): aiortc's
+default holds four 20 ms packets back (80 ms) before the listener hears them, which is time
+added to every reply; the listener needs its audio in order, not smoothed for playout.
+
 The voice first on the cores too: aiortc encodes video in the event loop's default executor, so
 the server's loop gets a default executor of niced threads (:func:`media_executor`); speech
 synthesis and recognition run on their own threads at normal priority
@@ -43,6 +47,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.sdp import candidate_from_sdp
 
 from anima.events import Interrupted, StateChanged, TranscriptEvent, TurnLatency
@@ -88,6 +93,23 @@ def media_executor() -> None:
             initargs=(MEDIA_NICENESS,),
         )
     )
+
+
+def low_latency_input(receiver: Any) -> bool:
+    """Give an audio receiver a jitter buffer that releases each packet once the next arrives.
+
+    Returns whether it could (aiortc keeps the buffer private; another version may not have
+    it, and then its default stays). Out-of-order packets still wait for the gap to fill.
+    """
+    name = "_RTCRtpReceiver__jitter_buffer"
+    old = getattr(receiver, name, None)
+    if (
+        not isinstance(old, JitterBuffer)
+        or getattr(receiver, "_RTCRtpReceiver__kind", "") != "audio"
+    ):
+        return False
+    setattr(receiver, name, JitterBuffer(capacity=old.capacity, prefetch=1))
+    return True
 
 
 class SignallingError(ValueError):
@@ -208,6 +230,9 @@ class RtcSession:
     def _on_track(self, track) -> None:
         if track.kind != "audio":
             return  # a camera is not used (yet); its frames are simply not read
+        for receiver in self.pc.getReceivers():
+            if receiver.track is track:
+                low_latency_input(receiver)
         self._spawn(read_microphone(track, self._push_mic), "mic")
 
     def _push_mic(self, pcm, rate: int) -> None:

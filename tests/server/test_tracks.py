@@ -163,3 +163,26 @@ async def test_a_timed_frame_passed_over_hands_its_timing_on(clock):
     await audio.recv()
     await audio.recv()  # asking again means the last one is on the wire
     assert [t.turn for t in seen] == [3]
+
+
+async def test_microphone_receiver_releases_each_packet_when_the_next_arrives():
+    from aiortc import RTCPeerConnection
+    from aiortc.rtp import RtpPacket
+
+    from anima.server.rtc import low_latency_input
+
+    pc = RTCPeerConnection()
+    try:
+        audio = pc.addTransceiver("audio").receiver
+        video = pc.addTransceiver("video").receiver
+        assert low_latency_input(audio) and not low_latency_input(video)
+        buffer = audio._RTCRtpReceiver__jitter_buffer
+        released = []
+        for seq in range(5):  # one 20 ms Opus packet each
+            packet = RtpPacket(sequence_number=seq, timestamp=seq * 960)
+            packet._data = b"x"
+            released.append(buffer.add(packet)[1])
+        # aiortc's default (four packets held) would release nothing before the fifth packet.
+        assert released[0] is None and [f.timestamp for f in released[1:]] == [0, 960, 1920, 2880]
+    finally:
+        await pc.close()
