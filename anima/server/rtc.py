@@ -15,10 +15,11 @@ The microphone is read with a one-packet jitter buffer (:func:`low_latency_input
 default holds four 20 ms packets back (80 ms) before the listener hears them, which is time
 added to every reply; the listener needs its audio in order, not smoothed for playout.
 
-The voice first on the cores too: aiortc encodes video in the event loop's default executor, so
-the server's loop gets a default executor of niced threads (:func:`media_executor`); speech
-synthesis and recognition run on their own threads at normal priority
-(:func:`anima.pipeline.run_voice`) and the renderer below both.
+The voice first on the cores too: speech synthesis and recognition run on their own threads
+(:func:`anima.pipeline.run_voice`) and the renderer on a niced one. The loop's default
+executor, where aiortc encodes video, is left as it is: a thread's niceness is inherited by
+the threads it starts, and models loaded there (Whisper's and Piper's thread pools) would then
+run below every other process on the machine.
 
 Teardown (:meth:`RtcSession.close`) is one idempotent path taken on every way a conversation
 ends — connection failed or closed, data channel closed, page-unload beacon, DELETE, idle
@@ -36,11 +37,9 @@ speaks only with the page's microphone: its ``ask``/``say`` get an ``unavailable
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -52,7 +51,6 @@ from aiortc.sdp import candidate_from_sdp
 
 from anima.events import Interrupted, StateChanged, TranscriptEvent, TurnLatency
 from anima.frames import AudioFrame, VideoFrame
-from anima.pipeline import lower_priority
 from anima.server import metrics
 from anima.server.tracks import (
     AudioOutTrack,
@@ -68,31 +66,7 @@ log = logging.getLogger(__name__)
 MAX_SDP_BYTES = 64 * 1024
 MAX_DC_MESSAGE = 8 * 1024
 WIRE_WAIT = 2.0  # seconds a latency event waits for its first audio to leave
-MEDIA_NICENESS = 5  # the default executor's threads (video encodes) yield to the voice
 MAX_PENDING = 8  # data-channel requests waiting on the session (``say`` waits when it is full)
-
-
-_media_loops: set[int] = set()
-
-
-def media_executor() -> None:
-    """Once per event loop: make its default executor one of niced threads.
-
-    aiortc encodes every video frame there (``run_in_executor(None, ...)``); under CPU
-    pressure those encodes then wait for the voice's threads, never the other way round.
-    """
-    loop = asyncio.get_running_loop()
-    if id(loop) in _media_loops:
-        return
-    _media_loops.add(id(loop))
-    loop.set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(
-            min(32, (os.cpu_count() or 1) + 4),
-            thread_name_prefix="anima-media",
-            initializer=lower_priority,
-            initargs=(MEDIA_NICENESS,),
-        )
-    )
 
 
 def low_latency_input(receiver: Any) -> bool:
@@ -197,7 +171,6 @@ class RtcSession:
     async def answer(self, sdp: str) -> RTCSessionDescription:
         """Apply the browser's offer and return the answer (ICE candidates gathered in it)."""
         check_offer(sdp)
-        media_executor()
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:  # aiortc raises ValueError, KeyError… for bad SDP
