@@ -83,6 +83,10 @@ class TurnLatency(_Json):
     ``asr`` (end of utterance to final transcript), ``first_phrase`` (brain), ``tts_first_chunk``
     (first phrase to its first audio), ``first_frame`` (first audio to the first frame sent out),
     ``total`` (end of user speech, or the typed question, to the first avatar audio frame sent).
+    Over WebRTC the event waits until that audio is on the wire: ``total`` then ends there,
+    ``engine_total`` is the session's own figure, and ``out_queue``, ``out_pacing``,
+    ``out_encode``, ``out_send`` and their sum ``output`` are the output path
+    (:mod:`anima.server.rtc`).
     """
 
     type: ClassVar[str] = "latency"

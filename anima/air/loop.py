@@ -258,7 +258,7 @@ class Broadcaster:
             reason = "busy"
         elif late > self.max_late / self.media.fps and self._last is not None:
             reason = "late"
-        elif k % self.stride and self._last is not None:
+        elif k % self.stride and self._last is not None and not self._fresh(k):
             reason = "rate"
         if reason is not None:
             self.stats.video_skipped += 1
@@ -267,6 +267,10 @@ class Broadcaster:
         self._rendering = asyncio.create_task(
             self._render_after(k, first, shape, speaking, subtitle), name="air-render"
         )
+
+    def _fresh(self, k: int) -> bool:
+        """Frame ``k`` starts an utterance: its first picture follows its audio at once."""
+        return self._on_air is not None and self._on_air.started_frame == k
 
     async def _render_after(
         self, k: int, first: int, shape: MouthShape, speaking: bool, subtitle: str | None
