@@ -69,6 +69,19 @@ from anima.server.rtc import SignallingError
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+# What a client can do with the session an offer opened (OpenAPI links, for clients and testers).
+SESSION_LINKS = {
+    op: {"operationId": op, "parameters": {"sid": "$response.body#/session_id"}}
+    for op in (
+        "getSession",
+        "addCandidate",
+        "say",
+        "ask",
+        "interrupt",
+        "closeSession",
+        "deleteSession",
+    )
+}
 
 
 def _bearer(request: Request) -> str | None:
@@ -220,7 +233,7 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/api/health", tags=["server"], response_model=Health)
+    @app.get("/api/health", tags=["server"], operation_id="health", response_model=Health)
     async def health() -> dict[str, Any]:
         """Liveness and load."""
         reg = registry()
@@ -234,6 +247,7 @@ def create_app(
     @app.get(
         "/metrics",
         tags=["server"],
+        operation_id="metrics",
         response_class=Response,
         responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
     )
@@ -241,7 +255,13 @@ def create_app(
         """Prometheus metrics (sessions, refusals, turn latency, pipeline stages)."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/avatars", tags=["avatars"], response_model=Avatars, responses=errors(429))
+    @app.get(
+        "/api/avatars",
+        tags=["avatars"],
+        operation_id="listAvatars",
+        response_model=Avatars,
+        responses=errors(429),
+    )
     async def avatars() -> dict[str, list[str]]:
         """Avatars a session may use."""
         return {"avatars": _avatar_names(registry().engine)}
@@ -249,6 +269,7 @@ def create_app(
     @app.get(
         "/api/config",
         tags=["webrtc"],
+        operation_id="pageConfig",
         response_model=PageConfig,
         responses=errors(401, 429),
         dependencies=needs_token,
@@ -265,6 +286,7 @@ def create_app(
     @app.post(
         "/api/token",
         tags=["webrtc"],
+        operation_id="issueToken",
         response_model=TokenGrant,
         responses=errors(400, 401, 403, 429),
         dependencies=needs_operator,
@@ -284,8 +306,9 @@ def create_app(
     @app.post(
         "/api/offer",
         tags=["webrtc"],
+        operation_id="openSession",
         response_model=Answer,
-        responses=errors(400, 401, 404, 409, 429, 500, 503),
+        responses={**errors(400, 401, 404, 409, 429, 500, 503), 200: {"links": SESSION_LINKS}},
         dependencies=needs_token,
     )
     async def offer(request: Request, body: Offer) -> Answer:
@@ -330,6 +353,7 @@ def create_app(
     @app.post(
         "/api/sessions/{sid}/ice",
         tags=["webrtc"],
+        operation_id="addCandidate",
         status_code=204,
         responses=errors(400, 401, 404, 429),
         dependencies=needs_token,
@@ -346,6 +370,7 @@ def create_app(
     @app.get(
         "/api/sessions",
         tags=["sessions"],
+        operation_id="listSessions",
         response_model=Sessions,
         responses=errors(401, 429),
         dependencies=needs_token,
@@ -358,6 +383,7 @@ def create_app(
     @app.get(
         "/api/sessions/{sid}",
         tags=["sessions"],
+        operation_id="getSession",
         responses=errors(401, 404, 429),
         dependencies=needs_token,
     )
@@ -369,6 +395,7 @@ def create_app(
     @app.delete(
         "/api/sessions/{sid}",
         tags=["sessions"],
+        operation_id="deleteSession",
         status_code=204,
         responses=errors(401, 404, 429),
         dependencies=needs_token,
@@ -382,6 +409,7 @@ def create_app(
     @app.post(
         "/api/sessions/{sid}/close",
         tags=["sessions"],
+        operation_id="closeSession",
         status_code=204,
         responses=errors(401, 429),
         dependencies=needs_token,
@@ -403,6 +431,7 @@ def create_app(
     @app.post(
         "/api/sessions/{sid}/say",
         tags=["sessions"],
+        operation_id="say",
         status_code=202,
         response_model=Status,
         responses=errors(400, 401, 404, 409, 429, 503),
@@ -421,6 +450,7 @@ def create_app(
     @app.post(
         "/api/sessions/{sid}/ask",
         tags=["sessions"],
+        operation_id="ask",
         status_code=202,
         response_model=Status,
         responses=errors(400, 401, 404, 409, 429, 503),
@@ -439,6 +469,7 @@ def create_app(
     @app.post(
         "/api/sessions/{sid}/interrupt",
         tags=["sessions"],
+        operation_id="interrupt",
         status_code=202,
         response_model=Status,
         responses=errors(401, 404, 409, 429),

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from anima.frames import EMOTIONS
-from anima.server.rtc import MAX_SDP_BYTES, SDP_OFFER_MIN, SDP_OFFER_PATTERN, check_offer
+from anima.server.rtc import MAX_SDP_BYTES, SDP_OFFER_PATTERN, check_offer
 
 AVATAR_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # as anima.render.avatar stores them
 SESSION_ID = r"^[A-Za-z0-9_-]+$"
@@ -37,6 +37,46 @@ CANDIDATE_PATTERN = (
     r"(?: network-cost [0-9]{1,5})?)?$"
 )
 
+_FINGERPRINT = ":".join(["DB", "3E", "2C", "F9", "3E", "68", "2A", "29"] * 4)
+_TRANSPORT = [
+    "a=ice-ufrag:OMPT",
+    "a=ice-pwd:IZVY0xapzYkxUoQkMJSn9B",
+    f"a=fingerprint:sha-256 {_FINGERPRINT}",
+    "a=setup:actpass",
+]
+# A small offer a peer can answer (a browser's has more codecs, extensions and candidates).
+EXAMPLE_OFFER = (
+    "\r\n".join(
+        [
+            "v=0",
+            "o=- 1 1 IN IP4 0.0.0.0",
+            "s=-",
+            "t=0 0",
+            "a=group:BUNDLE 0 1 2",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 96",
+            "c=IN IP4 0.0.0.0",
+            "a=sendrecv",
+            "a=mid:0",
+            "a=rtcp-mux",
+            "a=rtpmap:96 opus/48000/2",
+            *_TRANSPORT,
+            "m=video 9 UDP/TLS/RTP/SAVPF 97",
+            "c=IN IP4 0.0.0.0",
+            "a=recvonly",
+            "a=mid:1",
+            "a=rtcp-mux",
+            "a=rtpmap:97 VP8/90000",
+            *_TRANSPORT,
+            "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+            "c=IN IP4 0.0.0.0",
+            "a=mid:2",
+            "a=sctp-port:5000",
+            *_TRANSPORT,
+        ]
+    )
+    + "\r\n"
+)
+
 
 def _offer_sdp(sdp: str) -> str:
     check_offer(sdp)  # the handler's own check, so its message is the error's
@@ -49,11 +89,11 @@ class Offer(BaseModel):
     model_config = ConfigDict(regex_engine="python-re")
 
     sdp: Annotated[str, AfterValidator(_offer_sdp)] = Field(
-        min_length=SDP_OFFER_MIN,
         max_length=MAX_SDP_BYTES,
         description="The browser's offer SDP: 'v=0', then one line each, with an audio and a "
         "video m-line (recvonly or sendrecv transceivers). It must also be one a WebRTC peer "
         "can answer (ICE credentials, DTLS fingerprint, a common codec), else 400 bad_sdp.",
+        examples=[EXAMPLE_OFFER],
         json_schema_extra={"pattern": SDP_OFFER_PATTERN, "format": "sdp-offer"},
     )
     type: Literal["offer"] = "offer"
@@ -87,6 +127,7 @@ class Candidate(BaseModel):
         max_length=1000,
         pattern=CANDIDATE_PATTERN,
         description="An ICE candidate line; empty: no more candidates.",
+        examples=["candidate:1 1 udp 2122260223 192.0.2.10 54321 typ host generation 0"],
     )
     sdpMid: str | None = Field(None, max_length=64)
     sdpMLineIndex: int | None = Field(None, ge=0, le=1023)

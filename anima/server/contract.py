@@ -104,6 +104,7 @@ def install_error_handlers(app: FastAPI, field_codes: dict[str, str] | None = No
     ``{"sdp": "bad_sdp"}``); any other invalid request is ``400 bad_request``.
     """
     codes = field_codes or {}
+    use_error_body_for_validation(app)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -137,6 +138,40 @@ def install_error_handlers(app: FastAPI, field_codes: dict[str, str] | None = No
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)
         return error_response(500, "internal", f"the server failed: {type(exc).__name__}")
+
+
+def use_error_body_for_validation(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI say what it answers to an invalid request: 400 :class:`ErrorBody`.
+
+    FastAPI documents its default, ``422 HTTPValidationError``, on every route that validates
+    anything; :func:`install_error_handlers` answers 400 with the one error body instead.
+    """
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = make()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None and "400" not in responses:
+                    responses["400"] = {
+                        "description": _WHY[400],
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                            }
+                        },
+                    }
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components.setdefault("ErrorBody", ErrorBody.model_json_schema())
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class JsonCORSMiddleware(CORSMiddleware):

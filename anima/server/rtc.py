@@ -47,7 +47,6 @@ SDP_OFFER_PATTERN = (
     r"^v=0\r?\n(?:[^\r\n]*\r?\n)*?m=(?:audio(?: [^\r\n]*)?\r?\n(?:[^\r\n]*\r?\n)*?m=video"
     r"|video(?: [^\r\n]*)?\r?\n(?:[^\r\n]*\r?\n)*?m=audio)(?: |\r?\n|$)"
 )
-SDP_OFFER_MIN = len("v=0\nm=audio\nm=video")
 _OFFER_SHAPE = re.compile(SDP_OFFER_PATTERN)
 MAX_DC_MESSAGE = 8 * 1024
 MAX_PENDING = 8  # data-channel requests waiting on the session (``say`` waits when it is full)
