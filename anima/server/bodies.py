@@ -144,10 +144,15 @@ def text_body(max_chars: int) -> type[BaseModel]:
     return create_model(
         "Text",
         __doc__="Text for the avatar to say or to answer.",
-        __config__=ConfigDict(regex_engine="python-re"),
         text=(
             Annotated[str, AfterValidator(_spoken)],
-            Field(min_length=1, max_length=max_chars, pattern=r"\S", description="The words."),
+            Field(
+                min_length=1,
+                max_length=max_chars,
+                description="The words (not whitespace alone).",
+                # Checked by _spoken, with its message; Python's \S is str.split()'s whitespace.
+                json_schema_extra={"pattern": r"\S"},
+            ),
         ),
         emotion=(
             Literal[EMOTIONS],
