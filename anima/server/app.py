@@ -23,7 +23,15 @@ sessions finish their turn for up to ``server.drain_seconds``, then close.
 Access: bound to loopback, nothing needs a token. Otherwise (or with
 ``webrtc.require_token``) signalling and per-session calls need a session token (or the
 operator key), and listing sessions needs the operator key. CORS allows only
-``webrtc.cors_origins``. Errors are JSON ``{"error": code, "message": one line}``.
+``webrtc.cors_origins``.
+
+The contract (:mod:`anima.server.contract`, :mod:`anima.server.bodies`): every error, from a
+handler, validation (400, not FastAPI's 422), routing (404; 405 with ``Allow``), the limiter or
+CORS, is JSON ``{"error": code, "message": one line}``; each route documents every status it
+can answer with; bodies are typed as tightly as the handlers check them; the routes that need
+a token declare bearer security only when this server requires tokens; an offer's response
+links the calls that take its ``session_id``. ``tests/server/test_contract.py`` runs
+schemathesis (all checks) against it.
 """
 
 # No ``from __future__ import annotations`` here: the routes' annotations name models made per
