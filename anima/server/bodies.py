@@ -10,6 +10,7 @@ connection can tell (``400 bad_sdp``).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
@@ -77,6 +78,8 @@ EXAMPLE_OFFER = (
     + "\r\n"
 )
 
+_CANDIDATE = re.compile(CANDIDATE_PATTERN)
+
 
 def _offer_sdp(sdp: str) -> str:
     check_offer(sdp)  # the handler's own check, so its message is the error's
@@ -117,16 +120,20 @@ class Answer(BaseModel):
     session_id: str
 
 
+def _candidate_line(line: str) -> str:
+    if not _CANDIDATE.match(line):
+        raise ValueError(f"the ICE candidate is malformed: {line[:80]!r}")
+    return line
+
+
 class Candidate(BaseModel):
     """A trickled ICE candidate (as ``RTCIceCandidate.toJSON()`` gives it)."""
 
-    model_config = ConfigDict(regex_engine="python-re")
-
-    candidate: str = Field(
+    candidate: Annotated[str, AfterValidator(_candidate_line)] = Field(
         "",
         max_length=1000,
-        pattern=CANDIDATE_PATTERN,
         description="An ICE candidate line; empty: no more candidates.",
+        json_schema_extra={"pattern": CANDIDATE_PATTERN},  # checked by _candidate_line
         examples=["candidate:1 1 udp 2122260223 192.0.2.10 54321 typ host generation 0"],
     )
     sdpMid: str | None = Field(None, max_length=64)

@@ -174,6 +174,7 @@ async def test_schema_valid_bodies_are_what_the_handlers_check(make_settings, tm
         ice = "/api/sessions/abc/ice"
         r = await http.post(ice, json={"candidate": "candidate:garbage"})
         assert r.status_code == 400 and r.json()["error"] == "bad_candidate"
+        assert "the ICE candidate is malformed" in r.json()["message"]
         r = await http.post("/api/sessions/abc/close", params={"token": "t" * 1025})
         assert r.status_code == 400 and r.json()["message"].startswith("query.token:")
 
