@@ -34,7 +34,7 @@ async def engine(tmp_path_factory, make_settings):
         # Room for every offer schemathesis makes (a full server's 503 is a "server error" to
         # it), a rate it cannot exceed, and sessions that never connect reaped quickly.
         server={"max_sessions": 200, "messages_per_second": 10_000, "message_burst": 10_000},
-        webrtc={"connect_timeout": 3.0},
+        webrtc={"connect_timeout": 10.0},
     )
     eng = await loaded_engine(settings)
     yield eng
