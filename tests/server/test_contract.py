@@ -21,6 +21,7 @@ import pytest_asyncio
 from server_harness import loaded_engine
 
 from anima.server.app import create_app
+from anima.server.bodies import EXAMPLE_OFFER
 
 HERE = Path(__file__).resolve().parent
 OPERATOR_KEY = "operator-key-for-the-contract-test"
@@ -87,6 +88,24 @@ async def test_schemathesis_finds_no_contract_failure(engine, serve, tmp_path, t
     assert " passed" in output and "failure" not in output.split("SUMMARY")[-1], tail
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in output, tail
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_schema_example_offer_opens_a_session_with_the_operator_key(engine, serve):
+    webrtc = {"require_token": True, "operator_key": OPERATOR_KEY}
+    app = create_app(engine.settings.overridden({"webrtc": webrtc}), engine, host="127.0.0.1")
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        body = {"sdp": EXAMPLE_OFFER, "greet": False}
+        r = await http.post("/api/offer", json=body)
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+        operator = {"authorization": f"Bearer {OPERATOR_KEY}"}
+        r = await http.post("/api/offer", json=body, headers=operator)
+        assert r.status_code == 200 and "a=fingerprint" in r.json()["sdp"], r.text
+        sid = r.json()["session_id"]
+        assert (await http.get(f"/api/sessions/{sid}", headers=operator)).status_code == 200
+        assert (await http.delete(f"/api/sessions/{sid}", headers=operator)).status_code == 204
+        r = await http.get(f"/api/sessions/{sid}", headers=operator)
+        assert r.status_code == 404 and r.json()["error"] == "unknown_session"
 
 
 # --- what the schema says, and what the server answers without a running engine -------------
