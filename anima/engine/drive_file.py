@@ -1,26 +1,20 @@
-"""``anima drive``: speak through the avatar from a recording, as if it were a live microphone.
+"""A recording (or a live PCM stream) through a drive session into an MP4 (``anima drive``).
 
-The live counterpart of ``anima say --audio``: the audio goes through a drive session
-(:mod:`anima.engine.drive`) in small blocks, paced in real time unless ``--fast``, and the
-avatar's output (the same audio, lips moving to it) is written to an MP4. ``-`` reads raw
-s16le mono PCM from stdin (16 kHz unless ``--rate``), e.g. from ``arecord -f S16_LE -r 16000``.
+The audio goes into a drive session (:mod:`anima.engine.drive`) in :data:`BLOCK`-second blocks,
+paced as a live microphone would deliver them unless ``realtime`` is off, and the avatar's
+output (the same audio, lips moving to it) is written to an MP4 file.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-# Only argparse at import time: ``anima --help`` must not load the engine.
 if TYPE_CHECKING:
     import numpy as np
-    from rich.console import Console
 
     from anima.config import Settings
 
@@ -31,54 +25,6 @@ _AHEAD = 1.0  # seconds the input may run ahead of the written output (--fast ba
 
 class DriveInputError(ValueError):
     """The input cannot drive the avatar (not audio, wrong rate, ragged PCM, too long)."""
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``drive`` sub-command's arguments."""
-    p = sub.add_parser(
-        "drive",
-        help="speak through the avatar: a recording (or stdin) as a live mic, to an MP4",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("input", help="audio file (any format FFmpeg reads), or - for s16le on stdin")
-    p.add_argument(
-        "-o", "--output", type=Path, default=Path("anima-drive.mp4"), help="MP4 file to write"
-    )
-    p.add_argument(
-        "--avatar",
-        default="sample",
-        help="a stored avatar name, a photo path, or 'sample' (built-in portrait)",
-    )
-    p.add_argument("--rate", type=int, default=16_000, help="sample rate of stdin PCM (Hz)")
-    p.add_argument("--fast", action="store_true", help="as fast as possible, not in real time")
-    p.add_argument("--seed", type=int, help="seed for blinks and head motion (repeatable output)")
-
-
-def run_drive(args: argparse.Namespace, settings: Settings, err: Console) -> int:
-    """Drive the avatar with ``args.input`` and write ``args.output``; exit code 0."""
-    from anima.commands import resolve_avatar
-
-    if args.seed is not None:
-        settings.render.seed = args.seed
-    if args.input == "-":
-        _check_rate(args.rate)
-        blocks = stdin_blocks(sys.stdin.buffer, args.rate)
-        rate = args.rate
-    else:
-        pcm, rate = read_audio(Path(args.input))
-        blocks = _split(pcm, rate)
-    avatar = resolve_avatar(args.avatar, settings, err)
-    started = time.perf_counter()
-    with err.status("driving the avatar" + ("" if args.fast else " (real time)")):
-        frames, seconds = asyncio.run(
-            drive_to_file(blocks, rate, avatar, args.output, settings, realtime=not args.fast)
-        )
-    err.print(
-        f"wrote {args.output} ({seconds:.1f} s, {frames} frames) "
-        f"in {time.perf_counter() - started:.1f} s"
-    )
-    return 0
 
 
 async def drive_to_file(
@@ -168,7 +114,7 @@ def read_audio(path: Path, max_seconds: float = MAX_SECONDS) -> tuple[np.ndarray
             raise DriveInputError(f"{path} has no audio stream")
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate if stream.codec_context else 0
-        _check_rate(rate, f"{path} has")
+        check_rate(rate, f"{path} has")
         resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
         blocks: list[np.ndarray] = []
         total = 0
@@ -213,13 +159,15 @@ def stdin_blocks(stream: BinaryIO, rate: int) -> Iterator[np.ndarray]:
         raise DriveInputError("stdin held no audio (expected raw s16le mono PCM)")
 
 
-def _split(pcm: np.ndarray, rate: int) -> Iterator[np.ndarray]:
+def split_blocks(pcm: np.ndarray, rate: int) -> Iterator[np.ndarray]:
+    """``pcm`` in :data:`BLOCK`-second blocks, as a live microphone would deliver it."""
     step = max(1, int(rate * BLOCK))
     for i in range(0, len(pcm), step):
         yield pcm[i : i + step]
 
 
-def _check_rate(rate: int, what: str = "--rate is") -> None:
+def check_rate(rate: int, what: str = "--rate is") -> None:
+    """Raise :class:`DriveInputError` unless ``rate`` is one a drive input may have."""
     from anima.asr.audio import MAX_RATE, MIN_RATE
 
     if not MIN_RATE <= rate <= MAX_RATE:
