@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)
 
+    from anima.cluster.commands import add_parsers as add_cluster_parsers  # argparse only
+
+    add_cluster_parsers(sub)
+
     bench = sub.add_parser("bench", help="measure the engine")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
     br = bsub.add_parser("render", help="renderer fps, TTS speed and memory of `anima say`")

@@ -68,6 +68,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from anima.drive_cmd import run_drive
 
             return run_drive(args, settings, err)
+        if args.command in ("worker", "gateway", "deploy"):
+            from anima.cluster import commands as cluster
+
+            return getattr(cluster, f"run_{args.command}")(args, settings, err)
         if args.command == "bench":
             from anima.bench import run_bench
 
