@@ -33,8 +33,11 @@ class Directory:
         self.since = clock()  # (re)connected at: a worker not heard yet is not lost yet
 
     def saw(self, beat: Heartbeat) -> None:
-        """A heartbeat arrived."""
-        self.workers[beat.worker] = Seen(beat, self.clock())
+        """A heartbeat arrived (a worker's last one, ``gone``, removes it)."""
+        if beat.gone:
+            self.workers.pop(beat.worker, None)
+        else:
+            self.workers[beat.worker] = Seen(beat, self.clock())
 
     def live(self) -> list[Heartbeat]:
         """Workers heard from within ``lost_after``."""

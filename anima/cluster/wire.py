@@ -109,6 +109,7 @@ class Heartbeat:
     capacity: int
     free: int
     draining: bool = False
+    gone: bool = False  # the worker closed cleanly (its sessions were closed, not lost)
     sessions: list[str] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
@@ -127,6 +128,7 @@ class Heartbeat:
                 capacity=int(msg["capacity"]),
                 free=int(msg["free"]),
                 draining=bool(msg.get("draining", False)),
+                gone=bool(msg.get("gone", False)),
                 sessions=[str(s) for s in msg.get("sessions", [])][:10_000],
             )
         except (KeyError, TypeError, ValueError) as exc:

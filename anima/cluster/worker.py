@@ -77,6 +77,7 @@ class Worker:
         self.node = self.cfg.node or socket.gethostname()
         self.capacity = settings.server.max_sessions
         self.draining = False
+        self.gone = False  # closed: the last heartbeat says so (gateways forget it, not "lost")
         self.nc: Any = None
         self.book: SessionBook | None = None
         self.registry = _Registry(engine, settings, on_gone=self._gone)
@@ -106,6 +107,7 @@ class Worker:
             capacity=self.capacity,
             free=0 if self.draining else self.free,
             draining=self.draining,
+            gone=self.gone,
             sessions=[*self.registry.sessions, *self._kiosk],
         )
 
@@ -179,6 +181,7 @@ class Worker:
             self._heartbeat = None
         if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(Exception):
+                self.gone = True
                 await self._publish_heartbeat()
                 if self._service is not None:
                     await self._service.stop()
@@ -282,15 +285,18 @@ class Worker:
             except Exception as exc:
                 await msg.respond(_open_error(exc))
                 return
-            self._controls[sid] = await self.nc.subscribe(
-                wire.control(sid), cb=lambda m: self._spawn(self._on_control(m, sid), "ctl")
-            )
-            await self._record(sid, "open", node=self.node, avatar=rtc.avatar)
-            await msg.respond(
-                wire.encode(
-                    {"sdp": answer.sdp, "session_id": sid, "worker": self.id, "node": self.node}
-                )
-            )
+
+            async def on_control(m: Msg) -> None:
+                self._spawn(self._on_control(m, sid), f"ctl-{sid}")
+
+            try:
+                self._controls[sid] = await self.nc.subscribe(wire.control(sid), cb=on_control)
+                await self._record(sid, "open", avatar=rtc.avatar)
+                reply = {"sdp": answer.sdp, "session_id": sid, "worker": self.id}
+                await msg.respond(wire.encode({**reply, "node": self.node}))
+            except Exception as exc:  # NATS dropped under us: the session is nobody's; end it
+                log.warning("session %s: could not be handed over: %s", sid, exc)
+                await rtc.close("signalling failed")
         finally:
             self._reserved -= 1
             await self._sync_queue()
