@@ -71,7 +71,7 @@ rtmp {{
             hls on;
             hls_path {root}/hls;
             hls_fragment 1s;
-            hls_playlist_length 20s;
+            hls_playlist_length {playlist}s;
             hls_cleanup on;
         }}
     }}
@@ -176,6 +176,7 @@ class Fanout:
     cache_port: int = 8081
     root: Path = Path("/var/lib/anima")
     host: str = "127.0.0.1"  # where the origin's HLS is reached from the cache
+    playlist_seconds: int = 20  # HLS window (a late viewer can start this far back)
     as_root: bool = False  # keep nginx workers as root (tests in a private temp folder)
 
 
@@ -188,7 +189,11 @@ def origin_config(fan: Fanout) -> str:
     """The origin: RTMP ingest, a push to every edge, HLS over HTTP."""
     pushes = "\n".join(f"            push rtmp://{edge}/live;" for edge in fan.edges)
     return _head(fan, "origin") + ORIGIN.format(
-        listen=fan.origin, pushes=pushes, root=fan.root, hls_listen=f"{fan.host}:{fan.hls_port}"
+        listen=fan.origin,
+        pushes=pushes,
+        root=fan.root,
+        hls_listen=f"{fan.host}:{fan.hls_port}",
+        playlist=fan.playlist_seconds,
     )
 
 
