@@ -108,9 +108,7 @@ def test_show_fans_out_to_edge_rtmp_and_cached_hls(settings, voice, portrait, tm
         pulled: dict = {}
 
         def viewer() -> None:  # waits on the edge before the show starts: gets all of it
-            pulled["edge"] = packets(
-                f"rtmp://{fan.edges[0]}/live/show live=1", timeout=(15, 15)
-            )
+            pulled["edge"] = packets(f"rtmp://{fan.edges[0]}/live/show live=1", timeout=(15, 15))
 
         watcher = threading.Thread(target=viewer)
         watcher.start()

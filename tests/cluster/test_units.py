@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from anima.cli import main
 from anima.cluster import wire
 from anima.cluster.deploy import RTMP_MODULE, Fanout, nats_config, write_fanout
 from anima.cluster.directory import Directory
-from anima.cli import main
 
 
 @pytest.mark.parametrize(
