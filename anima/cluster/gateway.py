@@ -34,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from nats.errors import NoRespondersError
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from nats.errors import TimeoutError as NatsTimeout
 
 from anima.cluster import wire
@@ -49,6 +50,15 @@ from anima.server.registry import new_session_id
 log = logging.getLogger(__name__)
 
 CONTROL_TIMEOUT = 3.0  # seconds for a per-session call (describe, say…) to be answered
+
+FORWARDED = Counter(
+    "anima_gateway_forwarded_total",
+    "Offers and kiosk sockets forwarded, by outcome.",
+    ["what", "outcome"],
+)
+FORWARD_SECONDS = Histogram(
+    "anima_gateway_forward_seconds", "Request to a worker until its answer.", ["what"]
+)
 
 
 class GatewayError(Exception):
@@ -177,7 +187,8 @@ class Cluster:
                 tried.add(target)
                 self.directory.taken(target)
             try:
-                msg = await self.nc.request(subject, body, timeout=self.cfg.request_timeout)
+                with FORWARD_SECONDS.labels(what).time():
+                    msg = await self.nc.request(subject, body, timeout=self.cfg.request_timeout)
             except NoRespondersError:
                 if target is None:
                     break  # nobody in the queue group: every worker is full
@@ -189,7 +200,9 @@ class Cluster:
                 log.warning("forwarding a %s failed: %s", what, exc)
                 raise self.unavailable() from None
             try:
-                return wire.decode(msg.data, *required)
+                reply = wire.decode(msg.data, *required)
+                FORWARDED.labels(what, "ok").inc()
+                return reply
             except wire.BadReply as exc:
                 log.warning("worker %s answered garbage: %s", target or "(queue)", exc)
                 garbage = f"worker {target or '(queue)'}: {exc}"
@@ -197,7 +210,9 @@ class Cluster:
                 if exc.code != "busy":
                     raise GatewayError(exc.status, exc.code, exc.message) from None
         if garbage is not None:
+            FORWARDED.labels(what, "bad_worker").inc()
             raise GatewayError(502, "bad_worker", garbage)
+        FORWARDED.labels(what, "busy").inc()
         raise GatewayError(
             503,
             "busy",
@@ -333,6 +348,11 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
             "free": sum(0 if b.draining else b.free for b in live),
             "token_required": token_required,
         }
+
+    @app.get("/metrics", tags=["server"], response_class=Response)
+    async def prometheus() -> Response:
+        """Prometheus metrics (forwarded offers by outcome, time to a worker's answer)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/workers", tags=["server"])
     async def workers(request: Request) -> dict[str, Any]:
