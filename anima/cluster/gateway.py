@@ -34,8 +34,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from nats.errors import NoRespondersError
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from nats.errors import TimeoutError as NatsTimeout
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from anima.cluster import wire
 from anima.cluster.book import SessionBook
