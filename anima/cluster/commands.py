@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from anima.config import Settings
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """The ``worker``, ``gateway`` and ``deploy`` sub-commands."""
+def add_worker_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``worker`` sub-command."""
     w = sub.add_parser("worker", help="serve sessions for gateways on a NATS cluster")
     w.add_argument("--nats", help="NATS URL(s), comma-separated (cluster.nats_url)")
     w.add_argument("--name", help="this worker's id (cluster.worker_name; default host-pid)")
@@ -29,11 +29,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--kb", type=Path, help="knowledge folder (also knowledge.dir)")
     w.add_argument("--backend", help="brain: gguf, openai or kb (also brain.backend)")
 
+
+def add_gateway_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``gateway`` sub-command."""
     g = sub.add_parser("gateway", help="stateless page, API and signalling in front of workers")
     g.add_argument("--nats", help="NATS URL(s), comma-separated (cluster.nats_url)")
     g.add_argument("--host", help="listen address (server.host); off loopback tokens are needed")
     g.add_argument("--port", type=int, help="listen port (server.port); 0 picks a free one")
 
+
+def add_deploy_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``deploy`` sub-command."""
     d = sub.add_parser("deploy", help="write NATS and nginx-rtmp fan-out configs")
     d.add_argument("what", choices=["nats", "fanout", "all"], help="which configs to write")
     d.add_argument("--out", type=Path, default=Path("deploy"), help="folder to write into")
