@@ -242,6 +242,7 @@ def bench_cluster(
             )
             return {
                 "workers": k,
+                "load_average_1min": os.getloadavg()[0],  # other jobs on the machine move it all
                 "sessions_sustained": held,
                 "sessions_per_core": held / min(k, cores),
                 "latency": latency,

@@ -83,6 +83,8 @@ class NatsSocket:
         """Close the client's socket (through the gateway)."""
         if self._closed is None:
             self._closed = Close(code, reason)
+            with contextlib.suppress(asyncio.QueueFull):  # wake a reader waiting on the client
+                self._inbox.put_nowait(("close", _close_body(code, reason)))
             with contextlib.suppress(Exception):
                 await self.nc.publish(
                     wire.kiosk_out(self.cid),

@@ -171,6 +171,8 @@ class Worker:
         await self.registry.aclose()
         for sock in list(self._kiosk.values()):
             await sock.close(1001, "worker shutting down")
+        if self._tasks:  # let the last records and heartbeats go out, briefly
+            await asyncio.wait(list(self._tasks), timeout=2.0)
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
