@@ -18,6 +18,7 @@ import httpx
 import nats
 import pytest
 from cluster_harness import OPERATOR
+from nats.errors import NoRespondersError
 from websockets.asyncio.client import connect as ws_connect
 
 from anima.cluster import wire
@@ -114,6 +115,15 @@ async def test_spread_busy_and_garbage_worker(cluster):
         # the open sessions go on.
         nc = await nats.connect(cluster.nats.url)
         try:
+            # Both workers are full: they left the queue group, so nobody answers there.
+            t0 = time.monotonic()
+            with pytest.raises(NoRespondersError):
+                await nc.request(wire.OFFER, b"{}", timeout=5)
+            assert time.monotonic() - t0 < 1
+            # They are registered as the NATS service "anima", with their capacity.
+            info = json.loads((await nc.request("$SRV.INFO.anima", b"", timeout=2)).data)
+            assert info["name"] == "anima" and info["metadata"]["capacity"] == "1"
+            assert info["metadata"]["worker"] in ("w1", "w2")
 
             async def garbage(msg):
                 await msg.respond(b"\x00\xffnot json")
