@@ -61,7 +61,10 @@ async def _spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subpr
     )
 
 
-async def _wait_line(proc: asyncio.subprocess.Process, marker: str, within: float = 90) -> None:
+async def _wait_line(
+    proc: asyncio.subprocess.Process, marker: str, within: float = 90
+) -> asyncio.Task[None]:
+    """Wait for ``marker`` on stderr; the task that keeps reading (so a full pipe never blocks)."""
     assert proc.stderr is not None
     async with asyncio.timeout(within):
         while True:
@@ -70,8 +73,7 @@ async def _wait_line(proc: asyncio.subprocess.Process, marker: str, within: floa
                 raise RuntimeError(f"the process exited before '{marker}'")
             if marker in line:
                 break
-    # Keep reading so a chatty child never blocks on a full pipe.
-    asyncio.get_running_loop().create_task(_discard(proc))  # noqa: RUF006
+    return asyncio.get_running_loop().create_task(_discard(proc))
 
 
 async def _discard(proc: asyncio.subprocess.Process) -> None:
@@ -198,7 +200,8 @@ def bench_cluster(
         nats_proc = await _spawn(
             exe, "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", str(folder / "js")
         )
-        procs = []
+        procs: list[asyncio.subprocess.Process] = []
+        readers: list[asyncio.Task[None]] = []
         try:
             await _listening(nats_port)
             conf = _config(folder, settings, nats_url, max_sessions)
@@ -207,8 +210,7 @@ def bench_cluster(
             for i in range(k):
                 procs.append(await _spawn(*cli, "worker", "--name", f"w{i + 1}", env=env))
             gateway = await _spawn(*cli, "gateway", "--port", str(gw_port), env=env)
-            for p in procs:
-                await _wait_line(p, "ready")
+            readers = [await _wait_line(p, "ready") for p in procs]
             await _listening(gw_port)
             url = f"http://127.0.0.1:{gw_port}"
             await asyncio.sleep(1.0)  # heartbeats reach the gateway
@@ -256,6 +258,9 @@ def bench_cluster(
             with contextlib.suppress(UnboundLocalError):
                 await _stop(gateway)
             await _stop(nats_proc)
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
 
     async def main() -> list[dict[str, object]]:
         rows = []
