@@ -469,6 +469,9 @@ class ClusterSettings(BaseModel):
     )
     attempts: int = Field(3, ge=1, le=10, description="Workers an offer is tried on before 'busy'.")
     retry_after: int = Field(2, ge=1, le=600, description="Retry-After (s) of a 503 busy.")
+    queue_seconds: float = Field(
+        0.0, ge=0, le=60, description="How long an offer waits for a free slot before 'busy'."
+    )
     worker_name: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_-]+$", description="This worker's id (default: host-pid)."
     )

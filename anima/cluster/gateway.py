@@ -173,7 +173,24 @@ class Cluster:
         )
 
     async def forward(self, what: str, payload: dict[str, Any], *required: str) -> dict[str, Any]:
-        """Send an ``offer`` or ``kiosk`` request to a worker with a free slot; its reply."""
+        """Send an ``offer`` or ``kiosk`` request to a worker with a free slot; its reply.
+
+        With ``cluster.queue_seconds``, a request that finds every worker full waits that long
+        for a slot (tried again every 0.25 s) before ``busy``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.queue_seconds
+        while True:
+            try:
+                return await self._forward_once(what, payload, required)
+            except GatewayError as exc:
+                if exc.code != "busy" or loop.time() + 0.25 > deadline:
+                    raise
+            await asyncio.sleep(0.25)
+
+    async def _forward_once(
+        self, what: str, payload: dict[str, Any], required: tuple[str, ...]
+    ) -> dict[str, Any]:
         if not self.connected:
             raise self.unavailable()
         body = wire.encode(payload)

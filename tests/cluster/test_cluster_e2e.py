@@ -17,11 +17,14 @@ import time
 import httpx
 import nats
 import pytest
+import uvicorn
 from cluster_harness import OPERATOR
 from nats.errors import NoRespondersError
 from websockets.asyncio.client import connect as ws_connect
 
 from anima.cluster import wire
+from anima.cluster.gateway import create_gateway
+from anima.config import Settings
 from anima.server.auth import TokenSigner
 from anima.server.client import RtcClient
 
@@ -151,9 +154,39 @@ async def test_spread_busy_and_garbage_worker(cluster):
             await nc.close()
         for c in (a, b):
             assert (await describe(url, c.session_id))["connection"] == "connected"
+
+        # A second, stateless gateway (in this process) configured with a short queue: an
+        # offer made while every worker is full waits, and gets the slot a closing session frees.
+        settings = Settings.load(cluster.config).overridden({"cluster": {"queue_seconds": 15}})
+        async with serving(create_gateway(settings, host="127.0.0.1")) as url2:
+            await until(lambda: _workers(url2, 2), 5, "the second gateway sees the workers")
+            queued = asyncio.create_task(open_session(url2))
+            await asyncio.sleep(1.5)
+            assert not queued.done(), "the offer waits in the queue"
+            await a.close()
+            c = await asyncio.wait_for(queued, 25)
+            try:
+                assert (await describe(url2, c.session_id))["worker"] == wa
+            finally:
+                await c.close()
     finally:
         await a.close()
         await b.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(app):
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def _workers(url: str, n: int) -> bool:
