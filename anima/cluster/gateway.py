@@ -259,7 +259,11 @@ class Cluster:
     async def record(self, sid: str) -> dict[str, Any] | None:
         """The session book's record of ``sid``; ``open`` on a lost worker reads ``lost``."""
         book = await self.session_book()
-        record = await book.get(sid) if book is not None else None
+        try:
+            record = await book.get(sid) if book is not None else None
+        except Exception as exc:  # JetStream timed out or went away: say so, never a 500
+            log.warning("reading session %s from the book failed: %s", sid, exc)
+            raise self.unavailable() from None
         if (
             record
             and record.get("state") == "open"
