@@ -21,6 +21,7 @@ import uvicorn
 from cluster_harness import OPERATOR
 from nats.errors import NoRespondersError
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from anima.cluster import wire
 from anima.cluster.gateway import create_gateway
@@ -258,6 +259,43 @@ async def test_kiosk_websocket_through_gateway(cluster):
                     break
         await ws.send(json.dumps({"type": "bye"}))
     await free_slots(url, 2)
+
+
+async def test_kiosk_socket_closes_1011_when_its_worker_goes_silent(cluster):
+    """The gateway's side of a lost worker for a bridged kiosk socket: a stand-in worker takes
+    the connection, then its heartbeats stop; the client is told at once (1011), no hang."""
+    url = cluster.url
+    nc = await nats.connect(cluster.nats.url)
+    beat = wire.Heartbeat("ghost", "node", "cpu", 9, 9)
+
+    async def take(msg):
+        cid = json.loads(msg.data)["cid"]
+        await msg.respond(wire.encode({"cid": cid, "worker": "ghost"}))
+
+    async def beating():
+        while True:
+            await nc.publish(wire.heartbeat_subject("ghost"), beat.to_bytes())
+            await asyncio.sleep(0.2)
+
+    await nc.subscribe(wire.direct("ghost", "kiosk"), cb=take)
+    task = asyncio.create_task(beating())
+    try:
+        await until(lambda: _workers(url, 3), 5, "the stand-in worker is seen")
+        tok, _ = await token(url)
+        async with ws_connect(url.replace("http", "ws") + f"/ws?token={tok}") as ws:
+            task.cancel()  # the worker dies
+            t0 = time.monotonic()
+            with pytest.raises(ConnectionClosed) as info:
+                async with asyncio.timeout(10):
+                    while True:
+                        await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1011
+            assert time.monotonic() - t0 < 5
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await nc.close()
 
 
 async def test_nats_outage_503_then_recovery(cluster):
