@@ -29,21 +29,23 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import Body, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import ValidationError
 
 from anima.cluster import wire
 from anima.cluster.book import SessionBook
 from anima.cluster.directory import Directory
 from anima.cluster.kiosk import bridge
 from anima.config import Settings
-from anima.server.app import STATIC, Answer, Candidate, Offer, Text, TokenRequest, _bearer
+from anima.server.app import STATIC, _bearer
 from anima.server.auth import TokenError, TokenSigner, check_operator, ice_servers, is_loopback
+from anima.server.bodies import Answer, Candidate, Offer, TokenRequest, text_body
 from anima.server.limits import ServerLimits
 from anima.server.registry import new_session_id
 
@@ -292,6 +294,16 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
     signer = TokenSigner.from_settings(cfg)
     limits = ServerLimits(settings.server)
     cluster = Cluster(settings)
+    text_model = text_body(settings.limits.max_text_chars)
+
+    def spoken(raw: Any) -> Any:
+        """A ``say`` / ``ask`` body checked as ``anima serve`` checks it (400 names the field)."""
+        try:
+            return text_model.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise GatewayError(400, "bad_request", f"{where}: {first['msg']}") from None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -468,16 +480,17 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
         return Response(status_code=204)
 
     @app.post("/api/sessions/{sid}/say", tags=["sessions"], status_code=202)
-    async def say(request: Request, sid: str, body: Text) -> dict[str, Any]:
-        """Make the avatar say exactly this."""
+    async def say(request: Request, sid: str, raw: Any = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """Make the avatar say exactly this (``{"text": …, "emotion": …}``)."""
         authorize(request, sid)
+        body = spoken(raw)
         return await cluster.control(sid, "say", text=body.text, emotion=body.emotion)
 
     @app.post("/api/sessions/{sid}/ask", tags=["sessions"], status_code=202)
-    async def ask(request: Request, sid: str, body: Text) -> dict[str, Any]:
-        """Typed user text, answered like speech."""
+    async def ask(request: Request, sid: str, raw: Any = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """Typed user text, answered like speech (``{"text": …}``)."""
         authorize(request, sid)
-        return await cluster.control(sid, "ask", text=body.text)
+        return await cluster.control(sid, "ask", text=spoken(raw).text)
 
     @app.post("/api/sessions/{sid}/interrupt", tags=["sessions"], status_code=202)
     async def interrupt(request: Request, sid: str) -> dict[str, Any]:

@@ -128,3 +128,21 @@ def test_deploy_command_writes_everything(tmp_path, capsys):
     assert main(["deploy", "all", "--out", str(tmp_path), "--routes", "10.0.0.2:6222"]) == 0
     assert {p.name for p in tmp_path.iterdir()} >= {"nats-server.conf", "nginx-origin.conf"}
     assert "wrote" in capsys.readouterr().err
+
+
+def test_gateway_without_nats_answers_503_at_once_and_checks_bodies():
+    from fastapi.testclient import TestClient
+
+    from anima.cluster.gateway import create_gateway
+    from anima.config import Settings
+
+    settings = Settings.load(None, cluster={"nats_url": "nats://127.0.0.1:1", "retry_after": 3})
+    with TestClient(create_gateway(settings, host="127.0.0.1")) as client:
+        assert client.get("/api/health").json()["status"] == "unavailable"
+        r = client.post("/api/sessions/abcdefgh/say", json={"text": "hello"})
+        assert r.status_code == 503 and r.json()["error"] == "unavailable"
+        assert r.headers["retry-after"] == "3"
+        r = client.post("/api/sessions/abcdefgh/say", json={"text": "   "})
+        assert r.status_code == 400 and "empty" in r.json()["message"]
+        r = client.post("/api/offer", json={"sdp": "hello"})
+        assert r.status_code == 400 and r.json()["error"] == "bad_request"
