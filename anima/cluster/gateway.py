@@ -30,7 +30,6 @@ from typing import Any
 
 import nats
 from fastapi import Body, FastAPI, Request, WebSocket
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from nats.errors import NoRespondersError
@@ -46,6 +45,7 @@ from anima.config import Settings
 from anima.server.app import STATIC, _bearer
 from anima.server.auth import TokenError, TokenSigner, check_operator, ice_servers, is_loopback
 from anima.server.bodies import Answer, Candidate, Offer, TokenRequest, text_body
+from anima.server.contract import install_error_handlers
 from anima.server.limits import ServerLimits
 from anima.server.registry import new_session_id
 
@@ -340,18 +340,15 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
                 )
         return await call_next(request)
 
+    # The error contract of ``anima serve``: every error is {"error", "message"} (400 for a
+    # body that fails validation, 404/405 JSON, 500 for a bug).
+    install_error_handlers(app, {"sdp": "bad_sdp", "candidate": "bad_candidate"})
+
     @app.exception_handler(GatewayError)
     async def _error(request: Request, exc: GatewayError) -> JSONResponse:
         return JSONResponse(
             {"error": exc.code, "message": exc.message}, status_code=exc.status, headers=exc.headers
         )
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
-        return JSONResponse({"error": "bad_request", "message": message}, status_code=400)
 
     def authorize(request: Request, sid: str | None = None, token: str | None = None) -> None:
         if not token_required:

@@ -145,4 +145,6 @@ def test_gateway_without_nats_answers_503_at_once_and_checks_bodies():
         r = client.post("/api/sessions/abcdefgh/say", json={"text": "   "})
         assert r.status_code == 400 and "empty" in r.json()["message"]
         r = client.post("/api/offer", json={"sdp": "hello"})
-        assert r.status_code == 400 and r.json()["error"] == "bad_request"
+        assert r.status_code == 400 and r.json()["error"] == "bad_sdp"
+        r = client.get("/api/nowhere")
+        assert r.status_code == 404 and r.json()["error"] == "not_found"
