@@ -446,6 +446,38 @@ class ServerSettings(BaseModel):
         return value
 
 
+class ClusterSettings(BaseModel):
+    """Workers and gateways on a NATS cluster (``anima worker``, ``anima gateway``)."""
+
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222", description="NATS server(s), comma-separated for a cluster."
+    )
+    bucket: str = Field(
+        "anima_sessions",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="JetStream key-value bucket of session -> worker records.",
+    )
+    session_ttl: float = Field(
+        3600.0, gt=0, description="Seconds a session record is kept in the bucket."
+    )
+    heartbeat_seconds: float = Field(0.5, gt=0, le=30, description="Worker heartbeat period.")
+    lost_after: float = Field(
+        2.5, gt=0, le=300, description="A worker silent this long is lost, with its sessions."
+    )
+    request_timeout: float = Field(
+        10.0, gt=0, le=120, description="Seconds the gateway waits for a worker's answer."
+    )
+    attempts: int = Field(3, ge=1, le=10, description="Workers an offer is tried on before 'busy'.")
+    retry_after: int = Field(2, ge=1, le=600, description="Retry-After (s) of a 503 busy.")
+    queue_seconds: float = Field(
+        0.0, ge=0, le=60, description="How long an offer waits for a free slot before 'busy'."
+    )
+    worker_name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]+$", description="This worker's id (default: host-pid)."
+    )
+    node: str | None = Field(None, description="The machine a worker reports (default: host).")
+
+
 class Settings(BaseSettings):
     """Everything the engine can be told."""
 
@@ -473,6 +505,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     webrtc: WebRTCSettings = Field(default_factory=WebRTCSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("log_level")
     @classmethod

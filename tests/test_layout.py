@@ -78,9 +78,14 @@ def test_nothing_outside_the_cli_imports_it():
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("anima.engine", ("anima.live", "anima.server", "anima.cli", "anima.protocol")),
+        (
+            "anima.engine",
+            ("anima.live", "anima.server", "anima.cli", "anima.protocol", "anima.cluster"),
+        ),
         ("anima.air", ("anima.engine", "anima.live", "anima.server", "anima.cli")),
         ("anima.live", ("anima.server", "anima.cli", "anima.protocol")),
+        ("anima.server", ("anima.cluster", "anima.cli")),
+        ("anima.protocol", ("anima.cluster", "anima.cli")),
     ],
 )
 def test_arrows_point_down(package, forbidden):

@@ -42,6 +42,16 @@ _BENCHES: dict[str, tuple[str, str, dict[str, str]]] = {
     "wav2lip": ("wav2lip_cost", "bench_wav2lip", {"reps": "reps", "full": "!no_full"}),
     "memory": ("memory", "bench_memory", {"seconds": "seconds", "soak": "soak"}),
     "gpu": ("gpu", "bench_gpu", {"quick": "quick"}),
+    "cluster": (
+        "cluster",
+        "bench_cluster",
+        {
+            "workers": "workers",
+            "turns": "turns",
+            "max_sessions": "max_sessions",
+            "seconds": "seconds",
+        },
+    ),
     "load": (
         "load",
         "bench_load",

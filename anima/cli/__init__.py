@@ -33,6 +33,9 @@ COMMANDS = (
     "kiosk",
     "drive",
     "serve",
+    "worker",
+    "gateway",
+    "deploy",
     "bench",
 )
 

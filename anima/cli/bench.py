@@ -83,6 +83,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bg = bsub.add_parser("gpu", help="ASR, batched neural mouth and NVENC on the set device")
     bg.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bg.add_argument("--quick", action="store_true", help="few repetitions, small sizes")
+    bcl = bsub.add_parser("cluster", help="1..3 workers on NATS: sessions, latency, overhead")
+    bcl.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    bcl.add_argument("--workers", type=int, default=3, help="measure 1..this many workers")
+    bcl.add_argument("--turns", type=int, default=8, help="spoken questions per worker count")
+    bcl.add_argument("--max-sessions", type=int, default=4, help="slots per worker")
+    bcl.add_argument("--seconds", type=float, default=8.0, help="length of each sweep step")
     brp = bsub.add_parser("report", help="Markdown table and PNG plots of bench/results/*.json")
     brp.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
 

@@ -176,6 +176,7 @@ async function start() {
       $("conn").textContent = pc.connectionState;
       anima.connected = pc.connectionState === "connected";
       if (pc.connectionState === "failed") hangUp("connection failed", true);
+      if (pc.connectionState === "disconnected") checkLost(pc);
     };
     const dc = pc.createDataChannel("events");
     anima.dc = dc;
@@ -205,6 +206,24 @@ async function start() {
   } catch (err) {
     showError(err.message || String(err));
     hangUp("", true);
+  }
+}
+
+// Behind an `anima gateway`, a worker that dies is reported "lost" within seconds: reconnect
+// with a new offer, which the gateway sends to another worker. (A one-time ?token= cannot be
+// used twice: the page then shows the gateway's error and a fresh token is needed.)
+async function checkLost(pc) {
+  const sid = anima.sessionId;
+  for (let i = 0; i < 10 && anima.pc === pc && pc.connectionState === "disconnected"; i++) {
+    try {
+      const s = await api(`/api/sessions/${sid}`);
+      if (s && s.state === "lost") {
+        hangUp("the server was lost; reconnecting", false);
+        start();
+        return;
+      }
+    } catch (e) { /* not behind a gateway, or the session is gone: the usual failure path */ }
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
