@@ -29,6 +29,7 @@ from anima.render.expression import add_smile, build_upper_face, warp_upper
 from anima.render.eyelids import Eyelids
 from anima.render.idle import HeadPose, IdleMotion
 from anima.render.mouth_interior import fill_opening, paint_interior, teeth_colour
+from anima.render.prosody import Prosody
 from anima.render.rig import Region, build_rig
 
 
@@ -54,6 +55,7 @@ class FaceAnimator:
         self.expression = ExpressionBlend(fps)
         self._gaze_amount = min(1.0, head_motion)
         self.idle = IdleMotion(seed, blink_interval, head_motion)
+        self.prosody = Prosody(fps)
         self._image = avatar.image.astype(np.uint8)
         self._canvas = self._image.copy()
         self._talk = 0.0
@@ -101,10 +103,21 @@ class FaceAnimator:
         # Narrowed eyes (a smile, sadness) are a partly lowered lid; blinks close the rest.
         squint = 0.5 * max(0.0, -expr.eye_open)
         self.eyelids.apply(canvas, squint + (1.0 - squint) * self.idle.blink(t))
+        stress = self.prosody.step(float(shape.jaw_open), speaking)
+        if self.prosody.mid_word:
+            self.idle.defer_blink(t, 1.0 / self.fps)
+        if self.prosody.sentence_ended:
+            self.idle.look_at_viewer(t)
         gx, gy = self.idle.gaze(t)
         g = self._gaze_amount
         upper = np.array(
-            [expr.brow_raise, expr.brow_inner, max(0.0, expr.eye_open), g * gx, g * gy]
+            [
+                expr.brow_raise + 0.35 * stress,
+                expr.brow_inner,
+                max(0.0, expr.eye_open),
+                g * gx,
+                g * gy,
+            ]
         )
         if np.abs(upper).max() > 1e-3:
             warp_upper(self.upper, upper, canvas)
@@ -114,7 +127,9 @@ class FaceAnimator:
         )
         pose = self.idle.pose(t, self.size, self._talk * expr.nod)
         pose = replace(
-            pose, roll=pose.roll + expr.tilt, dy=pose.dy + expr.head_down * 0.01 * self.size
+            pose,
+            roll=pose.roll + expr.tilt,
+            dy=pose.dy + (expr.head_down + 0.5 * stress * expr.nod) * 0.01 * self.size,
         )
         return self._frame(canvas, pose)
 
