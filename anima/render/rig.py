@@ -113,11 +113,16 @@ def _field(
     anchors: list[int],
     box: tuple[int, int, int, int],
     s: float,
+    hold: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Field over ``box`` that moves landmarks ``movers`` by ``moves`` and holds ``anchors``."""
+    """Field over ``box`` that moves landmarks ``movers`` by ``moves`` and holds ``anchors``.
+
+    ``hold`` adds still points that are not landmarks (e.g. the neck below the jaw line).
+    """
     fixed = [i for i in dict.fromkeys(anchors) if i not in set(movers)]
-    ctrl = np.vstack([lm[movers], lm[fixed], _border(box, s / 2)])
-    disp = np.vstack([moves[movers], np.zeros((len(fixed) + len(_border(box, s / 2)), 2))])
+    still = np.vstack([lm[fixed], _border(box, s / 2)] + ([hold] if hold is not None else []))
+    ctrl = np.vstack([lm[movers], still])
+    disp = np.vstack([moves[movers], np.zeros((len(still), 2))])
     # Drop control points that coincide (they make the system singular).
     _, keep = np.unique(np.round(ctrl, 1), axis=0, return_index=True)
     keep.sort()
@@ -151,7 +156,7 @@ def _mouth_moves(lm: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
     rot = _jaw_rotation(lm, s)
     for i in F.LIPS_LOWER_OUTER + F.LIPS_LOWER_INNER:
         # The lower lip rides on the jaw but is tied to the upper lip at the corners.
-        jaw[i, 1] = rot[i] * (1 - 0.45 * r(i) ** 2)
+        jaw[i, 1] = rot[17] * (1 - 0.45 * r(i) ** 2)
     # The upper lip lifts a little as a band (inner and outer edge together keep its thickness).
     for i in F.LIPS_UPPER_INNER[1:-1] + F.LIPS_UPPER_OUTER[1:-1]:
         jaw[i, 1] = -0.03 * s * (1 - r(i) ** 2)
@@ -206,9 +211,21 @@ def _jaw_rotation(lm: np.ndarray, s: float) -> np.ndarray:
     # The chin's front sits a little behind the lower lip's.
     recess = np.clip((lm[:, 1] - float(lm[17, 1])) / max(float(lm[152, 1] - lm[17, 1]), 1.0), 0, 1)
     lateral = np.clip(np.abs(lm[:, 0] - cx) / half, 0, 1)
-    f = f_lip * (1 - 0.1 * recess) * np.sqrt(np.maximum(1 - lateral**2, 0.04))
+    # Seen from above the jaw is a U: its sides run back towards the hinges.
+    f = f_lip * (1 - 0.1 * recess) * np.maximum(1 - lateral**2, 0.0) ** 1.5
     d = lm[:, 1] - hinge_y
     return np.maximum(f * sin_a - d * (1 - cos_a), 0.0)
+
+
+def _face_weight(points: np.ndarray, box: tuple[int, int, int, int], s: float) -> np.ndarray:
+    """1 inside the hull of ``points`` grown by 0.2 s, falling smoothly to 0 over 0.3 s more."""
+    x0, y0, x1, y1 = box
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    hull = cv2.convexHull(np.round(points - [x0, y0]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1)
+    outside = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 5)
+    u = np.clip((outside - 0.2 * s) / (0.3 * s), 0, 1)
+    return (1 - u * u * (3 - 2 * u)).astype(np.float32)
 
 
 def build_rig(landmarks: np.ndarray, work_size: int) -> Rig:
@@ -230,10 +247,23 @@ def build_rig(landmarks: np.ndarray, work_size: int) -> Rig:
         work_size,
     )
     anchors = list(F.NOSE + _CHEEK_ANCHORS)
+    # The neck and background just outside the jaw line stay put: the chin slides over the neck
+    # (its skin folds into the shadow under the jaw) instead of dragging collar and neck along.
+    jaw = lm[list(F.JAW_LINE)]
+    centre = np.array([lm[list(F.JAW_LINE), 0].mean(), lm[2, 1]])
+    out = (jaw - centre) / np.linalg.norm(jaw - centre, axis=1, keepdims=True)
+    hold = jaw + 0.4 * s * out
+    x0, y0, x1, y1 = box
+    hold = hold[(hold[:, 0] > x0) & (hold[:, 0] < x1) & (hold[:, 1] > y0) & (hold[:, 1] < y1)]
     fields = np.stack(
-        [_field(lm, moves[k], movers, anchors, box, s) for k in range(len(MOUTH_PARAMS))]
+        [_field(lm, moves[k], movers, anchors, box, s, hold) for k in range(len(MOUTH_PARAMS))]
     )
-    base_field = _field(lm, base, movers, anchors, box, s)
+    base_field = _field(lm, base, movers, anchors, box, s, hold)
+    # Confine every move to the face and a thin margin round it (the chin's travel included), so
+    # the background, hair and collar never ripple with the mouth.
+    weight = _face_weight(np.vstack([lm, lm + moves[0]]), box, s)
+    fields *= weight[None, ..., None]
+    base_field *= weight[..., None]
     mouth = Region(*box, fields=fields, base=base_field)
 
     return Rig(mouth=mouth, mouth_width=s, mouth_moves=moves, mouth_base_moves=base)
