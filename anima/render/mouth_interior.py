@@ -114,7 +114,7 @@ def paint_interior(
 
     # Tongue: a dome on the floor of the mouth; on mid openings its tip rises to the teeth.
     open_ = np.clip(centre_gap / (0.3 * s), 0, 1)
-    tip = np.clip(1 - abs(centre_gap / s - 0.1) / 0.07, 0, 1) * (1 - roundness)
+    tip = np.clip(1 - abs(centre_gap / s - 0.17) / 0.08, 0, 1) * (1 - roundness)
     if centre_gap > 0.05 * s:
         dome_w = rx * (0.62 - 0.15 * tip)
         dx = (xs[None, :] - cx) / max(dome_w, 1.0)
@@ -123,7 +123,7 @@ def paint_interior(
         t = np.clip((yy - surface) / 1.2, 0, 1) * (np.abs(dx) < 1)
         # Lighter along the top ridge and the middle, darker back and sides; a faint groove.
         ridge = np.clip(1 - (yy - surface) / max(0.08 * s, 1.0), 0, 1)
-        groove = 1 - 0.15 * np.exp(-((xs[None, :] - cx) ** 2) / max((0.02 * s) ** 2, 1.0))
+        groove = 1 - 0.08 * np.exp(-((xs[None, :] - cx) ** 2) / max((0.02 * s) ** 2, 1.0))
         shade = (0.62 + 0.28 * ridge + 0.15 * np.sqrt(np.clip(1 - dx**2, 0, 1))) * groove
         shade = shade * (0.85 + 0.15 * max(open_, tip))
         t = (t * (0.35 + 0.65 * open_ + 0.5 * tip)).clip(0, 1)[..., None]

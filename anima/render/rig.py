@@ -24,6 +24,12 @@ _JAW_DROP = 0.38  # lower lip travel at jaw_open = 1, in mouth widths
 _JAW_ANGLE = 0.2  # radians of jaw rotation at jaw_open = 1 (speech rarely passes ~12 degrees)
 # Lower cheeks and nasolabial skin: carried part of the way by the jaw and the lip corners.
 _CHEEK_FOLLOW = (192, 416, 207, 427, 147, 376, 187, 411)
+# Rings of skin round the lips (inner ring, then outer) and how much of the nearest corner's
+# width/rounding move each takes: spreading it avoids a fold between the corner and the nose.
+_PERIORAL = (
+    ((57, 287, 186, 410, 92, 322, 165, 391), 0.55),
+    ((212, 432, 216, 436, 206, 426, 202, 422), 0.3),
+)
 _CHEEK_ANCHORS = (50, 280, 205, 425, 123, 352)
 
 
@@ -184,12 +190,13 @@ def _mouth_moves(lm: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
         close[i, 1] = -0.03 * s
     for i in F.LIPS_LOWER_INNER:
         rnd[i, 1] = 0.05 * s * (1 - r(i) ** 2)  # rounded lips leave a small opening
-    for i in _CHEEK_FOLLOW:
-        # The skin beside the corners follows them a little, so the corners stay part of the face
-        # instead of sliding under a still cheek.
-        corner = 61 if lm[i, 0] < cx else 291
-        width[i] = 0.3 * width[corner]
-        rnd[i] = 0.3 * rnd[corner]
+    # The skin beside the corners follows them, so the corners stay part of the face instead of
+    # sliding under a still cheek.
+    for ring, share in ((_CHEEK_FOLLOW, 0.2), *_PERIORAL):
+        for i in ring:
+            corner = 61 if lm[i, 0] < cx else 291
+            width[i] = share * width[corner]
+            rnd[i] = share * rnd[corner]
     return base, moves
 
 
