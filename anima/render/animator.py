@@ -135,7 +135,25 @@ class FaceAnimator:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _warp(self, region: Region, params: np.ndarray, canvas: np.ndarray) -> None:
+    def mouth_on(self, image: np.ndarray, shape: MouthShape) -> np.ndarray:
+        """``image`` (aligned to this avatar's face, work size) with the mouth ``shape`` drawn.
+
+        For video avatars: each clip frame brings its own face; jaw, lips and the mouth's
+        inside are this avatar's rig applied to it. Expression and head motion are not applied.
+        """
+        params = np.append(_effective(shape), np.float32(0.0))
+        canvas = image.copy()
+        self._warp(self.rig.mouth, params, canvas, image)
+        self._paint_mouth(params, canvas)
+        return canvas
+
+    def _warp(
+        self,
+        region: Region,
+        params: np.ndarray,
+        canvas: np.ndarray,
+        source: np.ndarray | None = None,
+    ) -> None:
         """Backward-warp ``region`` of the photo into ``canvas``; one fixed-point refinement."""
         disp = region.base + np.tensordot(params.astype(np.float32), region.fields, axes=1)
         gx, gy = self._grid
@@ -146,7 +164,11 @@ class FaceAnimator:
         )
         sx, sy = gx - local[..., 0], gy - local[..., 1]
         canvas[region.y0 : region.y1, region.x0 : region.x1] = cv2.remap(
-            self._image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            self._image if source is None else source,
+            sx,
+            sy,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
         )
 
     def _paint_mouth(self, params: np.ndarray, canvas: np.ndarray) -> None:
