@@ -23,10 +23,11 @@ import cv2
 import numpy as np
 
 from anima.frames import MouthShape
-from anima.render.avatar import WORK_PAD, Avatar, AvatarError
+from anima.render.avatar import WORK_PAD, Avatar, AvatarError, AvatarStore, Consent
 from anima.render.face import FaceDetector, face_width, shared_detector
 
 MIN_SECONDS, MAX_SECONDS = 5.0, 60.0
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"})
 FPS = 25
 # Landmarks that move little with expression: eye corners, nose bridge and tip, face sides.
 STABLE = (33, 133, 263, 362, 168, 6, 197, 1, 234, 454, 10)
@@ -64,8 +65,7 @@ class VideoAvatar:
         return start + (k if k <= span else 2 * span - k)
 
     def save(self, folder: Path) -> None:
-        """Write the reference avatar and the clip data into ``folder``."""
-        self.reference().save(folder)
+        """Write the clip data into ``folder`` (the reference avatar is stored beside it)."""
         np.savez(
             folder / "clip.npz",
             frames=np.array(self.frames, dtype=object),
@@ -243,3 +243,26 @@ class VideoAnimator:
                 frame = (frame * (1 - a) + back * a).astype(np.uint8)
         shift = (work - self.size) // 2
         return np.ascontiguousarray(frame[shift : shift + self.size, shift : shift + self.size])
+
+
+def add_video_avatar(
+    store: AvatarStore,
+    path: Path,
+    name: str,
+    *,
+    size: int,
+    margin: float,
+    replace: bool = False,
+    consent: Consent | None = None,
+) -> tuple[VideoAvatar, Path]:
+    """``anima avatar add clip.mp4``: prepare the clip and store it (reference photo + clip)."""
+    video = prepare_video(read_clip(path), name, size=size, margin=margin)
+    ref = video.reference()
+    ref.consent = consent
+    ref.notes.append(
+        f"video avatar: {len(video.frames) / FPS:.1f} s, "
+        + ("ping-pong idle" if video.loop[2] else f"loop {video.loop[0]}-{video.loop[1]}")
+    )
+    folder = store.add(ref, replace=replace)
+    video.save(folder)
+    return video, folder

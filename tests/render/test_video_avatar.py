@@ -94,3 +94,24 @@ def test_bad_clips_get_one_clear_line(tmp_path):
     two = [np.ascontiguousarray(np.hstack([face, face[:, ::-1]]))]
     with pytest.raises(AvatarError, match="several faces"):
         prepare_video(two, "x")
+
+
+def test_avatar_add_takes_a_clip_and_stores_it(tmp_path, capsys):
+    from anima.cli import main
+    from anima.render.video_avatar import VideoAvatar
+
+    clip = tmp_path / "clip.mp4"
+    writer = Mp4Writer(clip, 512, 25, watermark=False)
+    for i, img in enumerate(_clip(5.2)):
+        writer.write_video(VideoFrame(turn=0, image=img, index=i))
+    writer.close()
+    data = str(tmp_path / "data")
+    assert main(["--data-dir", data, "avatar", "add", str(clip), "--name", "guide"]) == 0
+    main(["--data-dir", data, "avatar", "list"])
+    assert "guide" in capsys.readouterr().out
+    video = VideoAvatar.load(tmp_path / "data" / "avatars" / "guide")
+    assert len(video.frames) == 130 and video.landmarks.shape == (130, 478, 2)
+    # A clip that is no video: one line, exit code 2 (the CLI's user-error code).
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"junk" * 50)
+    assert main(["--data-dir", data, "avatar", "add", str(bad), "--name", "bad"]) != 0
