@@ -18,13 +18,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from anima.config import RenderSettings
 from anima.frames import MouthShape
 from anima.render.avatar import WORK_PAD, Avatar, AvatarError, AvatarStore, Consent
 from anima.render.face import FaceDetector, face_width, shared_detector
+
+if TYPE_CHECKING:
+    from anima.render.animator import FaceAnimator
 
 MIN_SECONDS, MAX_SECONDS = 5.0, 60.0
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"})
@@ -216,6 +221,8 @@ class VideoAnimator:
         self.fps = fps
         ref = video.reference()
         self._face = FaceAnimator(ref, size=size, fps=fps, seed=seed, head_motion=0.0)
+        self.avatar = ref
+        self.idle = self._face.idle  # unused: the clip's own frames are the idle
         self._ref_lm = ref.landmarks
         r = self._face.rig.mouth
         self._box = (r.x0, r.y0, r.x1, r.y1)
@@ -266,3 +273,13 @@ def add_video_avatar(
     folder = store.add(ref, replace=replace)
     video.save(folder)
     return video, folder
+
+
+def animator_for(avatar: Avatar, render: RenderSettings) -> FaceAnimator | VideoAnimator:
+    """The animator of ``avatar``: clip frames for a video avatar, the photo rig otherwise."""
+    from anima.render.animator import FaceAnimator
+
+    if avatar.clip_folder is None:
+        return FaceAnimator.from_settings(avatar, render)
+    video = VideoAvatar.load(avatar.clip_folder)
+    return VideoAnimator(video, size=render.size, fps=render.fps, seed=render.seed)

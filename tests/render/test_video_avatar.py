@@ -115,3 +115,21 @@ def test_avatar_add_takes_a_clip_and_stores_it(tmp_path, capsys):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"junk" * 50)
     assert main(["--data-dir", data, "avatar", "add", str(bad), "--name", "bad"]) != 0
+
+
+def test_say_renders_a_stored_video_avatar(tmp_path):
+    """A stored clip becomes a VideoAnimator wherever the engine and `anima say` make one."""
+    from anima.config import RenderSettings
+    from anima.render.avatar import AvatarStore
+    from anima.render.video_avatar import VideoAnimator, animator_for
+
+    store = AvatarStore(tmp_path)
+    video = prepare_video(_clip(5.2), "guide", size=256)
+    folder = store.add(video.reference())
+    video.save(folder)
+    anim = animator_for(store.get("guide"), RenderSettings(size=256))
+    assert isinstance(anim, VideoAnimator)
+    frames = [anim.render(i, MouthShape(), False) for i in range(3)]
+    assert frames[0].shape == (256, 256, 3)
+    # Real head motion from the clip: successive idle frames differ.
+    assert np.abs(frames[0].astype(int) - frames[2].astype(int)).mean() > 0.5
