@@ -69,6 +69,7 @@ class FaceAnimator:
         # The photo's own teeth would show as a pale seam once the base warp closes the lips.
         self._image = fill_opening(self._image, upper, lower)
         self._canvas = self._image.copy()
+        self._mouth_canvas = self._image.copy()
 
     @classmethod
     def from_settings(cls, avatar: Avatar, render: RenderSettings) -> FaceAnimator:
@@ -135,14 +136,22 @@ class FaceAnimator:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def mouth_on(self, image: np.ndarray, shape: MouthShape) -> np.ndarray:
+    def mouth_on(
+        self, image: np.ndarray, shape: MouthShape, rect: tuple[int, int, int, int] | None = None
+    ) -> np.ndarray:
         """``image`` (aligned to this avatar's face, work size) with the mouth ``shape`` drawn.
 
         For video avatars: each clip frame brings its own face; jaw, lips and the mouth's
         inside are this avatar's rig applied to it. Expression and head motion are not applied.
+        ``rect`` limits the copy of ``image`` to the part that matters (x0, y0, x1, y1).
         """
         params = np.append(_effective(shape), np.float32(0.0))
-        canvas = image.copy()
+        if rect is None:
+            canvas = image.copy()
+        else:
+            canvas = self._mouth_canvas
+            x0, y0, x1, y1 = rect
+            canvas[y0:y1, x0:x1] = image[y0:y1, x0:x1]
         self._warp(self.rig.mouth, params, canvas, image)
         self._paint_mouth(params, canvas)
         return canvas

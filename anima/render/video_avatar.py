@@ -230,6 +230,7 @@ class VideoAnimator:
         pad = max(4, (r.x1 - r.x0) // 12)
         feather[r.y0 + pad : r.y1 - pad, r.x0 + pad : r.x1 - pad] = 1.0
         self._feather = cv2.GaussianBlur(feather, (0, 0), pad / 2)
+        self._aligned = ref.image.copy()  # the reference frame outside the rig's box
 
     def render(
         self, index: int, shape: MouthShape, speaking: bool = False, emotion: str | None = None
@@ -242,14 +243,43 @@ class VideoAnimator:
             lm = self.video.landmarks[k]
             m, _ = cv2.estimateAffinePartial2D(lm[list(STABLE)], self._ref_lm[list(STABLE)])
             if m is not None:
-                aligned = cv2.warpAffine(frame, m, (work, work), borderMode=cv2.BORDER_REPLICATE)
-                mouth = self._face.mouth_on(aligned, shape)
-                inv = cv2.invertAffineTransform(m)
-                back = cv2.warpAffine(mouth, inv, (work, work), borderMode=cv2.BORDER_REPLICATE)
-                a = cv2.warpAffine(self._feather, inv, (work, work))[..., None]
-                frame = (frame * (1 - a) + back * a).astype(np.uint8)
+                frame = self._mouth_onto(frame, m, shape)
         shift = (work - self.size) // 2
         return np.ascontiguousarray(frame[shift : shift + self.size, shift : shift + self.size])
+
+    def _mouth_onto(self, frame: np.ndarray, m: np.ndarray, shape: MouthShape) -> np.ndarray:
+        """Draw the mouth on ``frame``; ``m`` maps the frame onto the reference face.
+
+        Only the rig's box is warped each way (not the whole frame), which keeps a frame cheap.
+        """
+        work = self.video.work_size
+        x0, y0, x1, y1 = self._box
+        pad = 8
+        bx0, by0 = max(0, x0 - pad), max(0, y0 - pad)
+        bx1, by1 = min(work, x1 + pad), min(work, y1 + pad)
+        aligned = self._aligned
+        aligned[by0:by1, bx0:bx1] = _warp_rect(frame, m, (bx0, by0, bx1, by1))
+        mouth = self._face.mouth_on(aligned, shape, (bx0, by0, bx1, by1))
+        inv = cv2.invertAffineTransform(m)
+        corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
+        c = corners @ inv[:, :2].T + inv[:, 2]
+        fx0, fy0 = np.maximum(np.floor(c.min(0)).astype(int), 0)
+        fx1, fy1 = np.minimum(np.ceil(c.max(0)).astype(int) + 1, work)
+        rect = (int(fx0), int(fy0), int(fx1), int(fy1))
+        back = _warp_rect(mouth, inv, rect).astype(np.float32)
+        a = _warp_rect(self._feather, inv, rect)[..., None]
+        out = frame.copy()
+        roi = out[fy0:fy1, fx0:fx1].astype(np.float32)
+        out[fy0:fy1, fx0:fx1] = (roi * (1 - a) + back * a).astype(np.uint8)
+        return out
+
+
+def _warp_rect(src: np.ndarray, m: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+    """The part ``rect`` (x0, y0, x1, y1) of ``src`` warped by the affine ``m``."""
+    x0, y0, x1, y1 = rect
+    shifted = m.copy()
+    shifted[:, 2] -= (x0, y0)
+    return cv2.warpAffine(src, shifted, (x1 - x0, y1 - y0), borderMode=cv2.BORDER_REPLICATE)
 
 
 def add_video_avatar(
