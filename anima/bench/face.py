@@ -121,7 +121,8 @@ def bench_face(out: Path, settings: Settings, err: Console) -> int:
         r = result[tag]
         ls = r["lipsync"]
         err.print(
-            f"{tag:6s} {r['frame_ms']['mean']:.1f} ms/frame (p95 {r['frame_ms']['p95']:.1f}) "
+            f"{tag:6s} {r['frame_ms']['mean']:.1f} ms/frame wall (p95 {r['frame_ms']['p95']:.1f}), "
+            f"{r['frame_cpu_ms']['mean']:.1f} ms CPU; "
             f"lip-sync r={ls.get('correlation', float('nan')):.3f} "
             f"lag {ls.get('offset_ms', float('nan')):.0f} ms; "
             f"face_{tag}.png, face_{tag}_mouth.png, face_{tag}.mp4"
