@@ -119,3 +119,21 @@ def test_stress_raises_a_beat_and_sentence_end_is_seen():
     assert max(beats[25:35]) > 0.8  # the loud syllable
     assert max(beats[:25]) < 0.1  # even speech: no beat
     assert sum(ends) == 1 and ends.index(True) >= 40
+
+
+def test_teeth_colour_comes_from_the_photo_when_it_shows_teeth(avatar, still):
+    from anima.render import face as F
+    from anima.render.mouth_interior import DEFAULT_TEETH, teeth_colour
+
+    lm = avatar.landmarks
+    upper = lm[list(F.LIPS_UPPER_INNER)]
+    lower = lm[[F.INNER_CORNERS[0], *F.LIPS_LOWER_INNER, F.INNER_CORNERS[1]]]
+    s = still.rig.mouth_width
+    found = teeth_colour(avatar.image, upper, lower, s)
+    # The astronaut smiles with her teeth showing: a light, warm, low-saturation colour of hers.
+    assert not np.allclose(found, DEFAULT_TEETH)
+    assert found.min() > 150 and found.max() - found.min() < 60
+    # Closed lips show no teeth: the default.
+    shut = lower.copy()
+    shut[:, 1] = np.interp(shut[:, 0], upper[:, 0], upper[:, 1])
+    assert np.allclose(teeth_colour(avatar.image, upper, shut, s), DEFAULT_TEETH)
