@@ -39,6 +39,7 @@ _BENCHES: dict[str, tuple[str, str, dict[str, str]]] = {
         {"turns": "turns", "backend": "backend", "baselines": "!no_baselines", "listen": "listen"},
     ),
     "quality": ("quality", "bench_quality", {}),
+    "face": ("face", "bench_face", {}),
     "wav2lip": ("wav2lip_cost", "bench_wav2lip", {"reps": "reps", "full": "!no_full"}),
     "memory": ("memory", "bench_memory", {"seconds": "seconds", "soak": "soak"}),
     "gpu": ("gpu", "bench_gpu", {"quick": "quick"}),

@@ -22,6 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     br.add_argument("--frames", type=int, default=250, help="frames to render for the fps figure")
+    bf = bsub.add_parser(
+        "face", help="viseme sheets, 10 s clip, cost and lip-sync: main's renderer vs this one"
+    )
+    bf.add_argument(
+        "--out", type=Path, default=Path("bench/results"), help="folder for JSON, PNGs and MP4s"
+    )
     bb = bsub.add_parser("brain", help="embedded GGUF: time to first phrase and tokens/s")
     bb.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bb.add_argument("--prompts", type=int, default=10, help="questions per pass (cold, warm)")
