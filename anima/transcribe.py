@@ -85,7 +85,7 @@ def run_transcribe(args: argparse.Namespace, settings: Settings, err: Console) -
         settings.listen.language = args.language
     with err.status("loading the speech recogniser…"):
         recognizer = load_recognizer(settings.listen, settings.data_dir)
-    config = listener_config(settings.listen)
+    config = listener_config(settings.listen, settings.lang.code)
     failed = 0
     for name in args.files:
         path = Path(name).expanduser()

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from anima.lang import clean_transcript
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
@@ -166,7 +168,9 @@ class WhisperRecognizer:
         if runaway and not full:
             log.debug("decode ran to the token cap on a short window; retrying on 30 s")
             return self._decode(audio, prompt, full=True)
-        text = trim_repeats(tokenizer.decode(ids).strip())
+        # The language pack's house style: Chinese is always simplified (Whisper often writes
+        # traditional characters for Mandarin).
+        text = clean_transcript(trim_repeats(tokenizer.decode(ids).strip()), language)
         if result.no_speech_prob > 0.6 and result.scores and result.scores[0] < -1.0:
             text = ""  # Whisper's own rule: likely no speech and a low-confidence guess
         return Recognition(text, language, seconds, 0.0, float(result.no_speech_prob), full)
