@@ -170,7 +170,9 @@ class WhisperRecognizer:
             return self._decode(audio, prompt, full=True)
         # The language pack's house style: Chinese is always simplified (Whisper often writes
         # traditional characters for Mandarin).
-        text = clean_transcript(trim_repeats(tokenizer.decode(ids).strip()), language)
+        # A decode cut inside a multi-byte character leaves U+FFFD: never show it.
+        text = tokenizer.decode(ids).replace("\ufffd", "").strip()
+        text = clean_transcript(trim_repeats(text), language)
         if result.no_speech_prob > 0.6 and result.scores and result.scores[0] < -1.0:
             text = ""  # Whisper's own rule: likely no speech and a low-confidence guess
         return Recognition(text, language, seconds, 0.0, float(result.no_speech_prob), full)

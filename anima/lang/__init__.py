@@ -43,6 +43,7 @@ class LanguagePack:
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     persona: Mapping[str, str] = field(default_factory=dict)
     espeak_voice: str = ""
+    espeak_rate: int = 175  # words a minute at length_scale 1
     normaliser: str = ""  # "module:function", text -> speakable text
     text_filter: str = ""  # "module:function" for heard, spoken and subtitled text
     front_end: str = ""  # "module:function": normalised text -> what the espeak voice reads
@@ -51,6 +52,7 @@ class LanguagePack:
     incomplete_endings: tuple[str, ...] = ()
     continuation_words: tuple[str, ...] = ()
     page: Mapping[str, str] = field(default_factory=dict)
+    pii: Mapping[str, str] = field(default_factory=dict)  # spoken placeholders for masked data
 
     def matches(self, text: str) -> bool:
         """Whether ``text`` contains this pack's script (False for packs without one)."""

@@ -63,7 +63,7 @@ class EspeakVoice:
             self._espeak = _engine()
             self._espeak.speak("", voice=self.pack.espeak_voice)  # fails early if unknown
         self.sample_rate: int = self._espeak.sample_rate
-        self._rate = int(round(175 / length_scale))
+        self._rate = int(round(self.pack.espeak_rate / length_scale))
         self._pitch = pitch
         self._pause = int(sentence_silence * self.sample_rate)
 
