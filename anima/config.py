@@ -270,6 +270,10 @@ class ListenSettings(BaseModel):
     )
     cpu_threads: int = Field(2, ge=0, le=64, description="Whisper threads; 0: CTranslate2 picks.")
     language: str | None = Field(None, description="ISO code; None: en, or detect (multilingual).")
+    languages: list[str] = Field(
+        default_factory=list,
+        description="With no language: the codes identification may choose from (empty: any).",
+    )
     initial_prompt: str = Field("", max_length=800, description="Context for every utterance.")
     hotwords: str = Field("", max_length=400, description="Domain terms: names, places.")
     beam_size: int = Field(1, ge=1, le=10, description="1 (greedy) is fastest.")

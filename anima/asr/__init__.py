@@ -57,6 +57,7 @@ def load_recognizer(listen: ListenSettings, data_dir: Path) -> WhisperRecognizer
     s = listen
     options = WhisperOptions(
         language=s.language,
+        languages=tuple(s.languages),
         beam_size=s.beam_size,
         encoder_window=s.encoder_window,
         initial_prompt=s.initial_prompt,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anima.lang import clean_transcript
+from anima.lang import clean_transcript, initial_prompt
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class WhisperOptions:
     """How to decode; see :class:`anima.config.ListenSettings` for the meaning of each."""
 
     language: str | None = None
+    languages: tuple[str, ...] = ()  # identification picks among these (empty: any)
     beam_size: int = 1
     encoder_window: float = 10.0
     initial_prompt: str = ""
@@ -144,8 +145,7 @@ class WhisperRecognizer:
         encoded = self._encode(features, frames)
         language = self.options.language or ("en" if not self.multilingual else "")
         if not language:
-            detected = self._whisper.model.detect_language(encoded)[0]
-            language = detected[0][0][2:-2] if detected else "en"
+            language = self._identify(encoded)
         tokenizer = self._tokenizer_cls(
             self._whisper.hf_tokenizer, self.multilingual, task="transcribe", language=language
         )
@@ -177,10 +177,23 @@ class WhisperRecognizer:
             text = ""  # Whisper's own rule: likely no speech and a low-confidence guess
         return Recognition(text, language, seconds, 0.0, float(result.no_speech_prob), full)
 
+    def _identify(self, encoded) -> str:  # noqa: ANN001 - ctranslate2 type
+        """The most probable language, among ``options.languages`` when those are given."""
+        detected = self._whisper.model.detect_language(encoded)[0]  # [(token, prob)], best first
+        allowed = self.options.languages
+        for token, _ in detected:
+            code = token[2:-2]
+            if not allowed or code in allowed:
+                return code
+        return allowed[0] if allowed else "en"
+
     def _prompt(self, tokenizer, prompt: str) -> list[int]:  # noqa: ANN001
-        context = " ".join(
-            p.strip() for p in (self.options.hotwords, self.options.initial_prompt, prompt) if p
+        # No prompt configured (``auto``): the identified language's own, e.g. the Chinese one
+        # that asks for simplified characters.
+        initial = self.options.initial_prompt or (
+            initial_prompt(tokenizer.language_code) if self.options.language is None else ""
         )
+        context = " ".join(p.strip() for p in (self.options.hotwords, initial, prompt) if p)
         tokens: list[int] = []
         if context:
             tokens = [tokenizer.sot_prev, *tokenizer.encode(" " + context)[-200:]]

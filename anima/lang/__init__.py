@@ -47,7 +47,8 @@ class LanguagePack:
     normaliser: str = ""  # "module:function", text -> speakable text
     text_filter: str = ""  # "module:function" for heard, spoken and subtitled text
     front_end: str = ""  # "module:function": normalised text -> what the espeak voice reads
-    phonemes: Mapping[str, str] = field(default_factory=dict)  # voice symbol -> IPA for lips
+    phonemes: Mapping[str, str] = field(default_factory=dict)  # espeak symbol -> IPA for lips
+    pinyin_ipa: Mapping[str, str] = field(default_factory=dict)  # initial/final -> IPA
     complete_endings: tuple[str, ...] = ()
     incomplete_endings: tuple[str, ...] = ()
     continuation_words: tuple[str, ...] = ()
@@ -161,3 +162,9 @@ def apply_pack(data: dict[str, dict[str, Any]], pack: LanguagePack) -> None:
     persona = data.setdefault("persona", {})
     for key, value in pack.persona.items():
         persona.setdefault(key, value)
+
+
+def initial_prompt(language: str) -> str:
+    """The recogniser prompt of the pack for ``language`` (a Whisper code); empty if none."""
+    pack = pack_for_whisper(language)
+    return str(pack.settings.get("listen", {}).get("initial_prompt", "")) if pack else ""

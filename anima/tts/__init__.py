@@ -64,6 +64,13 @@ def load_voice(backend: str = "piper", **options: object) -> Voice:
             length_scale=float(options.get("length_scale", 1.0)),  # type: ignore[arg-type]
             sentence_silence=float(options.get("sentence_silence", 0.15)),  # type: ignore[arg-type]
         )
+    if backend == "zh-baker":
+        from anima.tts.baker_voice import BakerVoice
+
+        return BakerVoice(
+            length_scale=float(options.get("length_scale", 1.0)),  # type: ignore[arg-type]
+            sentence_silence=float(options.get("sentence_silence", 0.15)),  # type: ignore[arg-type]
+        )
     if backend == "auto":
         from anima.lang import get_pack, members
         from anima.tts.auto_voice import AutoVoice
@@ -86,7 +93,9 @@ def load_voice(backend: str = "piper", **options: object) -> Voice:
         from anima.tts.xtts import XttsVoice
 
         return XttsVoice(**options)  # type: ignore[arg-type]
-    raise VoiceError(f"unknown voice backend {backend!r}; available: piper, espeak, auto, xtts")
+    raise VoiceError(
+        f"unknown voice backend {backend!r}; available: piper, espeak, zh-baker, auto, xtts"
+    )
 
 
 def voice_from_settings(voice: VoiceSettings) -> Voice:
