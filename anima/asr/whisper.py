@@ -157,7 +157,9 @@ class WhisperRecognizer:
             encoded,
             [tokens],
             beam_size=self.options.beam_size,
-            max_length=min(448 - len(tokens), max_new),
+            # CTranslate2 counts the prompt in max_length (a Chinese initial prompt is ~25
+            # tokens: without this the answer was cut to a word, or to nothing).
+            max_length=min(448, len(tokens) + max_new),
             suppress_blank=True,
             suppress_tokens=[-1],
             return_scores=True,
