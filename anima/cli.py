@@ -122,6 +122,17 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     ba.add_argument("--reps", type=int, default=5, help="utterances per length (2, 5, 10 s)")
+    ba.add_argument(  # SUPPRESS: not given here, the top-level --lang stays
+        "--lang",
+        default=argparse.SUPPRESS,
+        help="measure a language pack instead (zh: CER on two Mandarin voices)",
+    )
+    btt = bsub.add_parser("tts", help="first-chunk time and real-time factor of a pack's voices")
+    btt.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    btt.add_argument(
+        "--lang", default=argparse.SUPPRESS, help="language pack whose voices to measure"
+    )
+    btt.add_argument("--reps", type=int, default=1, help="passes over the pack's sentences")
     bk = bsub.add_parser("sdk", help="SDK sessions per core (params vs video) and reply latency")
     bk.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bk.add_argument("--seconds", type=float, default=8.0, help="length of each load run")

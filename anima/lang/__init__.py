@@ -54,6 +54,7 @@ class LanguagePack:
     continuation_words: tuple[str, ...] = ()
     page: Mapping[str, str] = field(default_factory=dict)
     pii: Mapping[str, str] = field(default_factory=dict)  # spoken placeholders for masked data
+    bench: Mapping[str, Any] = field(default_factory=dict)  # voices and sentences to measure
 
     def matches(self, text: str) -> bool:
         """Whether ``text`` contains this pack's script (False for packs without one)."""
