@@ -101,6 +101,19 @@ async def test_mandarin_question_gets_a_chinese_answer_with_audio_and_lips(tmp_p
             assert np.abs(pcm).max() > 1000
             jaw = [m["jaw_open"] for m in got if m["type"] == "face"]
             assert max(jaw) > 0.3 and np.std(jaw) > 0.05  # the lips move, not just open
+
+            # Bad input: 10,000 Chinese characters, then mixed scripts with emoji and numbers.
+            await ws.send(json.dumps({"type": "ask", "text": "社保" * 5000}))
+            got = await until(ws, lambda m: m["type"] in ("error", "subtitle"))
+            if got[-1]["type"] == "error":
+                assert "\n" not in got[-1]["message"]  # a clear one-line error
+            else:
+                await until(ws, done)
+            await ws.send(json.dumps({"type": "say", "text": "Hello 你好😀，电话13812345678！"}))
+            said = " ".join(m["text"] for m in await reply(ws) if m["type"] == "subtitle")
+            assert "你好" in said and "Hello" in said
+            await ws.send(json.dumps({"type": "ping", "id": 1}))
+            await until(ws, lambda m: m["type"] == "pong")  # the session goes on
     finally:
         await server.aclose()
         await engine.aclose()
