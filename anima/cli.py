@@ -117,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     bls.add_argument("--no-emotions", action="store_true", help="skip the emotion examples")
+    bls.add_argument(
+        "--lang",
+        default=argparse.SUPPRESS,
+        help="the network on a language pack's voices (zh: Mandarin) vs English",
+    )
     ba = bsub.add_parser("asr", help="end-of-speech to final transcript latency and RTF")
     ba.add_argument(
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"

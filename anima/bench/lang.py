@@ -6,6 +6,10 @@ listener at real-time pace in 20 ms chunks, and scored by character error rate (
 texts are compared in simplified characters without punctuation), with the time from the end
 of speech to the final transcript, the endpoint delay and the final decode latency.
 
+``lipsync``: the audio-to-mouth network on the pack's voices, against the phoneme lip-sync's
+track from the voices' own timings (:func:`anima.bench.lipsync.evaluate`), beside the same
+figures on the English held-out voices.
+
 ``tts``: each bench voice speaks every sentence; first-chunk time (text in -> first audio
 chunk out, a one-sentence reply) and real-time factor (synthesis time / audio length).
 
@@ -171,3 +175,32 @@ def _plot(results: dict[str, object], left: str, right: str, path: Path, code: s
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def bench_lipsync_lang(out: Path, settings: Settings, err: Console, lang: str) -> int:
+    """Correlation of the audio-to-mouth network with the phoneme track, pack vs English."""
+    from anima.bench.lipsync import PARAMS, evaluate, held_out_speech
+    from anima.lipsync import neural as N
+
+    pack = _pack(settings, lang)
+    items = [
+        (name, c.pcm, c.sample_rate, list(c.phonemes))
+        for name in pack.bench["voices"]
+        for text in pack.bench["sentences"]
+        for c in _voice(name, pack.code).synthesize(text)
+    ]
+    model = N.Audio2MouthModel(threads=1)
+    ours = evaluate(items, model, noisy=False)
+    english = evaluate(held_out_speech(settings), model, noisy=False)["all"]
+    result = {
+        "benchmark": f"lipsync --lang {pack.code}",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        pack.code: ours,
+        "en_held_out": english,
+    }
+    path = write_result(out, f"lipsync_{pack.code}", result)
+    for name, r in {**ours, "en (held out)": english}.items():
+        corr = ", ".join(f"{p} {r['neural_corr'][p]:.2f}" for p in PARAMS)  # type: ignore[index]
+        err.print(f"{name}: network r: {corr}")
+    err.print(f"results: {path}")
+    return 0
