@@ -183,11 +183,12 @@ def bench_lipsync_lang(out: Path, settings: Settings, err: Console, lang: str) -
     from anima.lipsync import neural as N
 
     pack = _pack(settings, lang)
+    voices = {name: _voice(name, pack.code) for name in pack.bench["voices"]}
     items = [
         (name, c.pcm, c.sample_rate, list(c.phonemes))
-        for name in pack.bench["voices"]
+        for name, voice in voices.items()
         for text in pack.bench["sentences"]
-        for c in _voice(name, pack.code).synthesize(text)
+        for c in voice.synthesize(text)
     ]
     model = N.Audio2MouthModel(threads=1)
     ours = evaluate(items, model, noisy=False)

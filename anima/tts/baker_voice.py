@@ -62,6 +62,12 @@ def _sessions(threads: int) -> tuple[object, object]:
     )
 
 
+@cache
+def _announce() -> None:
+    """Say once per process, where the operator sees it, that this voice is non-commercial."""
+    log.warning(LICENCE)
+
+
 class BakerVoice:
     """The zh-baker voice: 24 kHz int16 PCM plus initial/final timings, one chunk per sentence."""
 
@@ -84,7 +90,7 @@ class BakerVoice:
         self.sample_rate: int = SAMPLE_RATE
         self._pause = int(sentence_silence * SAMPLE_RATE)
         self._comma = int(0.12 * SAMPLE_RATE)
-        log.warning(LICENCE)
+        _announce()
 
     def symbols(self, phrase: str) -> list[str]:
         """The model's input symbols for one phrase (``sil ^ uan1 #0 ... sil``)."""

@@ -89,3 +89,22 @@ def test_every_pack_is_complete():
         for member in pack.members:
             assert member in all_packs()
         assert pack.prompt_name and pack.aliases
+
+
+def test_cli_lang_unknown_code_is_one_line(capsys):
+    from anima.cli import main
+
+    assert main(["--lang", "klingon", "chat", "--once", "hi", "--backend", "kb"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "anima: error: bad settings: unknown language 'klingon'; known: auto, en, zh"
+
+
+def test_cli_chat_in_mandarin_answers_from_chinese_knowledge(capsys, tmp_path):
+    from pathlib import Path
+
+    from anima.cli import main
+
+    kb = Path(__file__).parent / "knowledge_zh"
+    args = ["--lang", "zh", "--data-dir", str(tmp_path), "chat", "--once", "社保卡丢了怎么办？"]
+    assert main([*args, "--backend", "kb", "--kb", str(kb)]) == 0
+    assert "二楼三号窗口" in capsys.readouterr().out
