@@ -112,6 +112,11 @@ def get_pack(language: str | None) -> LanguagePack:
     for pack in packs().values():
         if key == pack.code or key in (_key(a) for a in (*pack.aliases, pack.prompt_name)):
             return pack
+    # A descriptive name ("British English", "English (UK)", "简体中文 Mandarin"): a word of it.
+    words = set(re.split(r"[\s(),/]+", key)) - {""}
+    for pack in packs().values():
+        if words & {_key(a) for a in pack.aliases}:
+            return pack
     known = ", ".join(sorted(packs()))
     raise LanguageError(f"unknown language {language!r}; known: {known}")
 
