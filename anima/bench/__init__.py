@@ -15,8 +15,9 @@ from anima.config import Settings
 _BENCHES: dict[str, tuple[str, str, dict[str, str]]] = {
     "render": ("render", "bench_render", {"frames": "frames"}),
     "brain": ("brain", "bench_brain", {"prompts": "prompts", "max_tokens": "max_tokens"}),
-    "lipsync": ("lipsync", "bench_lipsync", {"emotions": "!no_emotions"}),
-    "asr": ("asr", "bench_asr", {"reps": "reps"}),
+    "lipsync": ("lipsync", "bench_lipsync", {"emotions": "!no_emotions", "lang": "lang"}),
+    "asr": ("asr", "bench_asr", {"reps": "reps", "lang": "lang"}),
+    "tts": ("lang", "bench_tts_lang", {"lang": "lang", "reps": "reps"}),
     "live": (
         "live",
         "bench_live",

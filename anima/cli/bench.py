@@ -46,11 +46,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     bls.add_argument("--no-emotions", action="store_true", help="skip the emotion examples")
+    bls.add_argument(
+        "--lang",
+        default=argparse.SUPPRESS,
+        help="the network on a language pack's voices (zh: Mandarin) vs English",
+    )
     ba = bsub.add_parser("asr", help="end-of-speech to final transcript latency and RTF")
     ba.add_argument(
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     ba.add_argument("--reps", type=int, default=5, help="utterances per length (2, 5, 10 s)")
+    ba.add_argument(  # SUPPRESS: not given here, the top-level --lang stays
+        "--lang",
+        default=argparse.SUPPRESS,
+        help="measure a language pack instead (zh: CER on two Mandarin voices)",
+    )
+    btt = bsub.add_parser("tts", help="first-chunk time and real-time factor of a pack's voices")
+    btt.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    btt.add_argument(
+        "--lang", default=argparse.SUPPRESS, help="language pack whose voices to measure"
+    )
+    btt.add_argument("--reps", type=int, default=1, help="passes over the pack's sentences")
     bk = bsub.add_parser("sdk", help="SDK sessions per core (params vs video) and reply latency")
     bk.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bk.add_argument("--seconds", type=float, default=8.0, help="length of each load run")

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
         settings.listen.language = args.language
     with err.status("loading the speech recogniser…"):
         recognizer = load_recognizer(settings.listen, settings.data_dir)
-    config = listener_config(settings.listen)
+    config = listener_config(settings.listen, settings.lang.code)
     failed = 0
     for name in args.files:
         path = Path(name).expanduser()

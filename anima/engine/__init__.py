@@ -138,7 +138,7 @@ class Engine:
         from anima.asr.vad import shared_model
 
         self._recognizer = load_recognizer(s.listen, s.data_dir)
-        self._listener_config = listener_config(s.listen)
+        self._listener_config = listener_config(s.listen, s.lang.code)
         shared_model()
         progress("brain")
         self._load_brain()

@@ -4,6 +4,7 @@ Routes (OpenAPI docs at ``/docs``):
 
 - ``GET /`` the chat page, ``/static/*`` its files;
 - ``GET /api/health``, ``GET /metrics`` (Prometheus);
+- ``GET /api/strings?lang=`` the page's strings (English, Chinese) from the language packs;
 - ``GET /api/config`` ICE servers (with fresh TURN credentials) and avatars for the page;
 - ``POST /api/token`` (operator key) a short-lived token scoped to one new session id;
 - ``POST /api/offer`` SDP offer → answer; the session opens (non-trickle from the server:
@@ -58,6 +59,7 @@ from anima.server.bodies import (
     Health,
     Offer,
     PageConfig,
+    PageStrings,
     Sessions,
     Status,
     TokenGrant,
@@ -273,6 +275,25 @@ def create_app(
     async def avatars() -> dict[str, list[str]]:
         """Avatars a session may use."""
         return {"avatars": _avatar_names(registry().engine)}
+
+    @app.get(
+        "/api/strings",
+        tags=["server"],
+        operation_id="pageStrings",
+        response_model=PageStrings,
+        responses=errors(429),
+    )
+    async def strings(
+        lang: str = Query("", max_length=35, description="zh-CN, en…; empty: the persona's"),
+    ) -> dict[str, Any]:
+        """The page's strings in ``lang``; unknown languages and missing keys get English."""
+        from anima.lang import LanguageError, get_pack, members, page_strings
+
+        try:
+            code = members(get_pack(lang or registry().engine.settings.persona.language))[0].code
+        except LanguageError:
+            code = "en"
+        return {"lang": code, "strings": page_strings(code)}
 
     @app.get(
         "/api/config",

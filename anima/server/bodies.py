@@ -197,6 +197,13 @@ class Avatars(BaseModel):
     avatars: list[str]
 
 
+class PageStrings(BaseModel):
+    """The chat page's strings in one language (the pack's code, English for missing keys)."""
+
+    lang: str
+    strings: dict[str, str]
+
+
 class PageConfig(BaseModel):
     """What the page needs before its offer."""
 
