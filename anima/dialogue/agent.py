@@ -644,7 +644,15 @@ def build_agent(
     """
     persona = Persona.from_settings(settings.persona)
     kdir = settings.knowledge.dir
-    knowledge = KnowledgeBase.load(Path(kdir)) if kdir is not None else None
+    knowledge = (
+        KnowledgeBase.load(
+            Path(kdir),
+            dense=settings.knowledge.dense,
+            cache_dir=settings.data_dir / "knowledge",  # passage embeddings, by content hash
+        )
+        if kdir is not None
+        else None
+    )
     intents = IntentMatcher.load(kdir, knowledge.analyzer if knowledge else None)
     if brain is None and settings.brain.backend != "kb":
         from anima.dialogue.backends import load_brain
