@@ -152,7 +152,12 @@ class BrainSettings(BaseModel):
         "http://127.0.0.1:11434/v1", description="OpenAI-compatible API root (Ollama's default)."
     )
     api_key: SecretStr | None = Field(None, description="Bearer key; else $OPENAI_API_KEY.")
-    model: str = Field("", description="Model name sent to the OpenAI-compatible server.")
+    model: str = Field(
+        "",
+        description="openai: the model name sent to the server; gguf: a catalogue model "
+        "(smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b; see anima/models.py) used "
+        "when model_path is unset.",
+    )
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(160, ge=1, le=8192, description="Cap on tokens of one reply.")
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to open the HTTP connection.")

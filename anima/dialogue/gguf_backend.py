@@ -232,8 +232,13 @@ class GGUFBrain:
     @classmethod
     def from_settings(cls, settings: Any) -> GGUFBrain:
         """Build from :class:`~anima.config.BrainSettings`."""
+        path = settings.model_path
+        if path is None and settings.model:
+            from anima.models import gguf_model
+
+            path = gguf_model(settings.model)  # a catalogue name, joined on first use
         return cls(
-            settings.model_path,
+            path,
             n_ctx=settings.n_ctx,
             threads=settings.threads,
             temperature=settings.temperature,

@@ -156,13 +156,18 @@ class Persona:
     def instructions(self) -> str:
         """Every fixed instruction the model sees (what must never be echoed): the system
         prompt in both forms and the fixed lines of :meth:`turn_context`."""
-        return "\n".join(
+        text = "\n".join(
             [
                 self.system_prompt(),
                 self.system_prompt(grounded_only=True).splitlines()[-2],
                 *_CONTEXT_LINES,
             ]
         )
+        # The "don't know" and fallback lines are quoted in the prompt to be said aloud.
+        for line in (self.dont_know, self.fallback):
+            if line.strip():
+                text = text.replace(line, "\n")
+        return text
 
 
 def _fill(text: str, subst: _Keep) -> str:
