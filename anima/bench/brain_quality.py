@@ -45,6 +45,19 @@ class QuestionSet:
         folder = (path.parent / str(data["knowledge"])).resolve()
         return cls(path.stem, folder, list(data["questions"]))
 
+    def head(self, n: int | None) -> QuestionSet:
+        """The first ``n`` questions of each kind (all when ``n`` is None)."""
+        if n is None:
+            return self
+        counts: dict[str, int] = {}
+        items = []
+        for item in self.items:
+            kind = str(item.get("expect", "fact"))
+            counts[kind] = counts.get(kind, 0) + 1
+            if counts[kind] <= n:
+                items.append(item)
+        return QuestionSet(self.name, self.knowledge, items)
+
 
 def default_sets() -> list[Path]:
     """The question files the project ships."""

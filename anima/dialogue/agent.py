@@ -48,7 +48,7 @@ from anima.dialogue.knowledge import Hit, KnowledgeBase
 from anima.dialogue.leaks import LeakFilter
 from anima.dialogue.memory import LongTermMemory, MemoryCommand, parse_memory_command
 from anima.dialogue.metrics import LLM_BUDGET_SPENT, LLM_TOKENS, ReplyTimer
-from anima.dialogue.persona import Persona
+from anima.dialogue.persona import VISITOR_CLOSE, Persona
 from anima.dialogue.safety import (
     InputModerator,
     OutputFilter,
@@ -244,6 +244,50 @@ class Agent:
         ]:
             seen.setdefault((phrase.text, phrase.emotion), phrase)
         return list(seen.values())
+
+    async def prefill(self, partial: str = "") -> int:
+        """Read what the next model prompt will start with into the model's cache.
+
+        Without ``partial``: the persona's system prompt (call it when the engine loads, so
+        the first visitor does not wait for it). With the stable words of a partial
+        transcript: the prompt this text would make, so at the endpoint only the last words
+        are read. Nothing is said or recorded; when the final transcript differs, the model
+        keeps only the common prefix (the speculation is discarded). Returns the tokens now
+        cached (0 when the brain has no cache: kb, a server).
+        """
+        prefill = getattr(self.brain, "prefill", None)
+        if prefill is None:
+            return 0
+        system = Message("system", self.persona.system_prompt(grounded_only=self.kcfg.strict))
+        text = " ".join(partial.split())[: self.max_input_chars]
+        if not text:
+            return await prefill([system])
+        masked, _ = self._masker.mask(text)
+        query = self._masker.strip(text)
+        hits = self.knowledge.search(query, self.kcfg.top_k) if self.knowledge else []
+        if not hits or hits[0].confidence < self.kcfg.threshold:
+            return await prefill([system])  # this would not reach the model as it stands
+        passages = [h for h in hits if h.confidence >= self.kcfg.threshold / 2]
+        grounded = self.kcfg.strict or not self.kcfg.open_chat
+        context = self.persona.turn_context(
+            passages=[(h.passage.id, h.passage.text) for h in passages[:2]],
+            grounded=grounded,
+        )
+        # The user's words are left open (no closing delimiter): the final continues them.
+        user = wrap_user_text(masked).rsplit(VISITOR_CLOSE, 1)[0]
+        messages = [
+            system,
+            *(m for m in self.history.messages() if m.role != "system"),
+            Message("user", f"{context}\n{user}"),
+        ]
+        return await prefill(messages)
+
+    def withdraw_last(self) -> None:
+        """Take the last question (and its unheard reply) back out of the history: it is being
+        asked again as part of a longer question (two finals merged)."""
+        if self._pending is not None:
+            self._pending = None
+            self.history.drop_last_user()
 
     def reset(self) -> None:
         """Forget the conversation (a new visitor at the kiosk); long-term memory stays."""

@@ -292,6 +292,32 @@ class GGUFBrain:
             except TimeoutError:
                 log.warning("GGUF worker still busy %.1fs after cancellation", _STOP_WAIT)
 
+    async def prefill(self, messages: Sequence[Message]) -> int:
+        """Read ``messages`` into the model's cache without replying; the tokens now cached.
+
+        The next :meth:`stream` whose prompt starts the same only decodes what follows: the
+        persona prompt at start-up (no cold first turn), or the stable words of a partial
+        transcript while the visitor is still talking. A prompt that turns out different is
+        harmless: the cache keeps only the common prefix. It waits for a running reply.
+        """
+        shared = self._require()
+        job = _Job(asyncio.get_running_loop(), self.queue_size)
+        job.shared = shared
+        stats = self.last_stats  # a prefill is not a reply: keep the last reply's numbers
+        worker = threading.Thread(
+            target=self._work, args=(shared, job, list(messages), 0), daemon=True
+        )
+        worker.start()
+        try:
+            await job.finished.wait()
+        finally:
+            job.cancel()  # cancelled by the caller: stop decoding the prompt
+        self.last_stats = stats
+        while not job.queue.empty():
+            if isinstance(item := job.queue.get_nowait(), BaseException):
+                raise item
+        return len(shared.cached)
+
     def _require(self) -> _Shared:
         if self._shared is None:
             raise BrainError("the GGUF brain is closed")
