@@ -53,8 +53,8 @@ _EXPORTS = {
     "prepare_avatar": "anima.render.avatar",
     "read_photo": "anima.render.avatar",
     "sample_portrait": "anima.render.avatar",
-    "SayResult": "anima.session",
-    "say_to_file": "anima.session",
+    "SayResult": "anima.render_job",
+    "say_to_file": "anima.render_job",
     "Voice": "anima.tts",
     "VoiceError": "anima.tts",
     "load_voice": "anima.tts",
@@ -114,7 +114,7 @@ if TYPE_CHECKING:
         read_photo,
         sample_portrait,
     )
-    from anima.session import SayResult, say_to_file
+    from anima.render_job import SayResult, say_to_file
     from anima.tts import Voice, VoiceError, load_voice
 
 

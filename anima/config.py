@@ -82,6 +82,13 @@ class VoiceSettings(BaseModel):
     device: str | None = Field(None, description="cpu, cuda, cuda:N or auto; None: top-level.")
     length_scale: float = Field(1.0, gt=0.3, le=3.0, description="Above 1 speaks slower.")
     sentence_silence: float = Field(0.15, ge=0.0, le=2.0, description="Pause between sentences.")
+    variation: float = Field(
+        1.0,
+        ge=0.0,
+        le=2.0,
+        description="Factor on the voice's random variation (Piper's noise scales); 0 gives a"
+        " fixed rendition: the same text is the same audio on every run.",
+    )
     timeout: float = Field(
         20.0, gt=0, description="Seconds one sentence may take to synthesise before it fails."
     )

@@ -13,6 +13,10 @@ from anima.render.avatar import Avatar, prepare_avatar, sample_portrait
 # Engines warm their known lines in a background thread after loading; in the suite that would
 # load both cores during unrelated tests. The tests of the phrase cache turn it back on.
 os.environ.setdefault("ANIMA_VOICE__PREWARM", "false")
+# Piper draws random noise on every call: tests hear a fixed rendition of each text, so what
+# the recogniser hears is the same on every run (a random rendition once turned "park" into
+# "part" in CI). The tests of variation itself ask for it explicitly.
+os.environ.setdefault("ANIMA_VOICE__VARIATION", "0")
 
 
 @pytest.fixture
@@ -25,7 +29,7 @@ def settings(tmp_path, monkeypatch) -> Settings:
 def voice():
     from anima.tts import load_voice
 
-    return load_voice()
+    return load_voice(variation=0.0)
 
 
 @pytest.fixture(scope="session")

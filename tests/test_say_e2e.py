@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from anima.render.face import mouth_opening, shared_detector
-from anima.session import say_to_file
+from anima.render_job import say_to_file
 
 pytestmark = pytest.mark.slow
 

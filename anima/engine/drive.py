@@ -28,14 +28,14 @@ from typing import Any
 import av
 import numpy as np
 
+from anima.air.loop import Picked
+from anima.air.program import REST
 from anima.asr.audio import check_pcm, to_float
-from anima.engine.air import FrameNote, SessionAir
+from anima.engine.output import FrameNote, SessionAir
 from anima.frames import MediaClock, MouthShape
 from anima.lipsync.neural import FPS as MODEL_FPS
 from anima.lipsync.neural import SAMPLE_RATE as MODEL_RATE
 from anima.lipsync.neural import Audio2MouthModel, NeuralMouth, is_speaking
-from anima.live.broadcast import Picked
-from anima.live.program import REST
 from anima.pipeline import wait_any
 
 MAX_LAG = 0.3  # seconds of driver audio buffered (live) before the oldest frames are dropped

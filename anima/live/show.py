@@ -3,7 +3,7 @@
 Speech is synthesised by the session's own stages (:class:`~anima.tts.stage.SpeechStage` and
 :class:`~anima.lipsync.stage.LipSyncStage` in a :class:`~anima.pipeline.Pipeline`), one
 utterance at a time and a little ahead of air. Rendering is not in that pipeline: the
-:class:`~anima.live.broadcast.Broadcaster` renders every on-air frame itself at its output
+:class:`~anima.air.loop.Broadcaster` renders every on-air frame itself at its output
 index, so speech and idle share one face timeline (blinks and head sway never jump) and an
 underrun simply renders the idle face.
 """
@@ -18,14 +18,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from anima.air.fill import fill_utterance
+from anima.air.loop import Broadcaster, BroadcastStats, Render, Sink
+from anima.air.program import Program, Segment, Silence, Utterance
 from anima.frames import MediaClock, TextChunk, TurnEnd
 from anima.lipsync.stage import LipSyncStage
-from anima.live.broadcast import Broadcaster, BroadcastStats, Render, Sink
 from anima.live.comments import Comment, CommentQueue
 from anima.live.controller import Answer, Next, ShowController
 from anima.live.overlay import Compositor
-from anima.live.produce import fill_utterance
-from anima.live.program import Program, Segment, Silence, Utterance
 from anima.live.script import Line, Pause
 from anima.pipeline import Clock, MonotonicClock, Pipeline
 from anima.tts import Voice
@@ -160,7 +160,7 @@ class LiveShow:
         return Utterance(item.text, item.emotion, item.action, source=item)
 
     async def _synthesise(self, utt: Utterance, item: Next) -> None:
-        self.lipsync.samples = 0  # utterance time starts at 0 (see anima.live.program)
+        self.lipsync.samples = 0  # utterance time starts at 0 (see anima.air.program)
         turn = self.pipe.next_turn()
         self._producing = utt
         feeder = asyncio.create_task(self._feed(turn, item), name="live-feeder")

@@ -63,6 +63,7 @@ def load_voice(backend: str = "piper", **options: object) -> Voice:
     if backend == "xtts":
         from anima.tts.xtts import XttsVoice
 
+        options.pop("variation", None)  # XTTS samples its own way (temperature)
         return XttsVoice(**options)  # type: ignore[arg-type]
     raise VoiceError(f"unknown voice backend {backend!r}; available: piper, xtts")
 
@@ -77,4 +78,5 @@ def voice_from_settings(voice: VoiceSettings) -> Voice:
         device=voice.device,
         reference_wav=voice.reference_wav,
         language=voice.language,
+        variation=voice.variation,
     )

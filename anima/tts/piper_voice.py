@@ -45,6 +45,7 @@ class PiperTTS:
         length_scale: float = 1.0,
         sentence_silence: float = 0.15,
         device: str | None = None,
+        variation: float = 1.0,
     ) -> None:
         try:
             from piper import PiperVoice, SynthesisConfig
@@ -63,7 +64,16 @@ class PiperTTS:
                 "Piper loaded without phoneme alignments (the onnx package failed to patch the "
                 "voice); install onnx<1.18 with protobuf<5 as pinned in pyproject.toml"
             )
-        self._config = SynthesisConfig(length_scale=length_scale)
+        if not 0.0 <= variation <= 2.0:
+            raise VoiceError(f"voice variation must be within 0..2, got {variation}")
+        # Piper draws random noise on every call; its scales times ``variation`` set how much.
+        # At 0 the same text gives the same samples every time (tests assert what was heard).
+        self.variation = variation
+        self._config = SynthesisConfig(
+            length_scale=length_scale,
+            noise_scale=self._voice.config.noise_scale * variation,
+            noise_w_scale=self._voice.config.noise_w_scale * variation,
+        )
         self._length_scale = length_scale
         self.sample_rate: int = int(self._voice.config.sample_rate)
         self._pause = int(sentence_silence * self.sample_rate)
@@ -77,8 +87,8 @@ class PiperTTS:
         style = voice_style(emotion)
         return SynthesisConfig(
             length_scale=self._length_scale * style.length,
-            noise_scale=style.noise,
-            noise_w_scale=style.noise_w,
+            noise_scale=style.noise * self.variation,
+            noise_w_scale=style.noise_w * self.variation,
         )
 
     def synthesize(

@@ -14,7 +14,7 @@ from anima.asr.bargein import BargeInTrigger, EchoGuard
 from anima.asr.stage import to_frame
 from anima.frames import AudioFrame, BargeIn, Interrupt, SpeechChunk, TextChunk, TurnEnd
 from anima.pipeline import Pipeline, VirtualClock
-from anima.session import avatar_played, barge_in
+from anima.render_job import avatar_played, barge_in
 from anima.tts.stage import SpeechStage
 
 CHUNK = 320  # 20 ms

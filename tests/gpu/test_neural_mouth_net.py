@@ -129,7 +129,7 @@ def test_neural_face_pastes_only_the_lower_face(avatar, net):
 
 
 def test_utterance_audio_reads_ahead_of_the_air_loop():
-    from anima.live.program import Program, Utterance
+    from anima.air.program import Program, Utterance
 
     prog = Program()
     utt = Utterance("hi")

@@ -97,7 +97,7 @@ def test_adapter_needs_reference(tmp_path):
 
 def test_session_lipsyncs_xtts_from_audio():
     from anima.lipsync.neural import NeuralLipSync
-    from anima.session import lipsync_for
+    from anima.render_job import lipsync_for
     from anima.tts.xtts import XttsVoice
 
     assert isinstance(lipsync_for(XttsVoice.__new__(XttsVoice)), NeuralLipSync)

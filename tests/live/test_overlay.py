@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from anima.live.actions import ActionTrack
+from anima.air.actions import ActionTrack
 from anima.live.overlay import Compositor, OverlayError, read_image
 
 

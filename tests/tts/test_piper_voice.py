@@ -48,3 +48,31 @@ def test_split_sentences():
     assert split_sentences("One. Two!  Three?") == ["One.", "Two!", "Three?"]
     assert split_sentences("你好。我是导游！") == ["你好。", "我是导游！"]
     assert split_sentences("   ") == []
+
+
+def test_variation_zero_is_a_fixed_rendition(voice):
+    # The suite's voice: the same text is the same samples on every call (and every run).
+    assert voice.variation == 0.0
+    first = np.concatenate([c.pcm for c in voice.synthesize("Where can I park my car?")])
+    again = np.concatenate([c.pcm for c in voice.synthesize("Where can I park my car?")])
+    assert np.array_equal(first, again)
+
+
+def test_default_variation_varies_each_rendition():
+    from anima.tts import load_voice
+
+    varied = load_voice()  # what users get: Piper's own noise, a new rendition each time
+    assert varied.variation == 1.0
+    takes = [np.concatenate([c.pcm for c in varied.synthesize("Good morning.")]) for _ in range(3)]
+    assert any(
+        len(a) != len(b) or not np.array_equal(a, b) for a, b in zip(takes, takes[1:], strict=False)
+    )
+
+
+def test_variation_out_of_range_is_refused():
+    import pytest
+
+    from anima.tts import VoiceError, load_voice
+
+    with pytest.raises(VoiceError, match="variation"):
+        load_voice(variation=3.0)

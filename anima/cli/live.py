@@ -124,9 +124,9 @@ def _responder(settings: Settings):
     return agent, respond, moderate
 
 
-def run_live(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Run ``anima live``; user errors raise ValueError (one line, exit 2)."""
-    from anima.commands import resolve_avatar
+    from anima.cli.common import resolve_avatar
     from anima.live.script import load_script
     from anima.live.wiring import build_show, make_outputs
     from anima.tts import load_voice

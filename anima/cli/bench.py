@@ -1,96 +1,20 @@
-"""The ``anima`` command: ``say``, ``avatar add|list|remove``, ``transcribe`` and ``bench``.
-
-Every user error (bad photo, no face, empty text, missing avatar) ends with one line on stderr
-and exit code 2; a traceback means a bug.
-"""
+"""``anima bench``: the benchmarks' arguments; :mod:`anima.bench` runs them."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from anima.config import Settings
+# Only argparse at import time: ``anima --help`` must not load a benchmark.
+if TYPE_CHECKING:
+    from rich.console import Console
 
-EXIT_USER_ERROR = 2
+    from anima.config import Settings
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="anima", description="A real-time digital human, offline on a CPU."
-    )
-    p.add_argument("--config", type=Path, help="TOML settings file (also $ANIMA_CONFIG)")
-    p.add_argument("--data-dir", type=Path, help="where avatars are stored (also $ANIMA_DATA_DIR)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    say = sub.add_parser("say", help="render the avatar speaking a text into an MP4")
-    say.add_argument("text", nargs="?", help="what to say (or give --audio)")
-    say.add_argument(
-        "--audio",
-        type=Path,
-        help="lip-sync this speech file (any format FFmpeg reads) instead of speaking text",
-    )
-    say.add_argument(
-        "--avatar",
-        default="sample",
-        help="a stored avatar name, a photo path, or 'sample' (built-in portrait)",
-    )
-    say.add_argument(
-        "-o", "--output", type=Path, default=Path("anima.mp4"), help="MP4 file to write"
-    )
-    say.add_argument("--seed", type=int, help="seed for blinks and head motion (repeatable output)")
-
-    avatar = sub.add_parser("avatar", help="manage prepared avatars")
-    asub = avatar.add_subparsers(dest="avatar_command", required=True)
-    add = asub.add_parser("add", help="prepare an avatar from a portrait photo")
-    add.add_argument("photo", type=Path)
-    add.add_argument("--name", required=True)
-    add.add_argument("--replace", action="store_true", help="overwrite an avatar of the same name")
-    add.add_argument(
-        "--consent-by",
-        metavar="NAME",
-        help="who attests that the pictured person consented to this avatar (recorded with it)",
-    )
-    asub.add_parser("list", help="list prepared avatars")
-    rm = asub.add_parser("remove", help="delete a prepared avatar")
-    rm.add_argument("name")
-
-    ver = sub.add_parser("verify", help="look for anima's AI-disclosure watermark in a video")
-    ver.add_argument("file", type=Path, help="a video file (MP4, WebM, …)")
-    ver.add_argument("--json", action="store_true", help="print the verdict as JSON")
-
-    tr = sub.add_parser("transcribe", help="run the live listener over audio files")
-    tr.add_argument("files", nargs="+", help="audio (or video) files in any format FFmpeg reads")
-    tr.add_argument("--json", action="store_true", help="one JSON object per utterance")
-    tr.add_argument("--model", help="tiny.en, base or a CTranslate2 Whisper folder")
-    tr.add_argument("--language", help="language code (multilingual models)")
-
-    chat = sub.add_parser("chat", help="talk to the brain and persona in the terminal")
-    chat.add_argument("--once", metavar="QUESTION", help="answer one question and exit")
-    chat.add_argument("--kb", type=Path, help="knowledge folder (also knowledge.dir)")
-    chat.add_argument("--persona", type=Path, help="persona YAML file (also persona.file)")
-    chat.add_argument("--backend", help="gguf, openai or kb (no model); also brain.backend")
-    chat.add_argument("--user", help="user id, for opt-in long-term memory across sessions")
-
-    from anima.live_cmd import add_parser as add_live_parser  # argparse only, no media imports
-
-    add_live_parser(sub)
-
-    from anima.kiosk_cmd import add_parser as add_kiosk_parser  # argparse only
-
-    add_kiosk_parser(sub)
-
-    from anima.drive_cmd import add_parser as add_drive_parser  # argparse only
-
-    add_drive_parser(sub)
-
-    from anima.serve_cmd import add_parser as add_serve_parser  # argparse only
-
-    add_serve_parser(sub)
-
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``bench`` sub-command and one sub-command per benchmark."""
     bench = sub.add_parser("bench", help="measure the engine")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
     br = bsub.add_parser("render", help="renderer fps, TTS speed and memory of `anima say`")
@@ -161,36 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     bg.add_argument("--quick", action="store_true", help="few repetitions, small sizes")
     brp = bsub.add_parser("report", help="Markdown table and PNG plots of bench/results/*.json")
     brp.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
-    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``anima`` console script."""
-    args = _parser().parse_args(argv)
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        overrides = {"data_dir": args.data_dir} if args.data_dir else {}
-        settings = Settings.load(args.config, **overrides)
-    except ValueError as exc:
-        return _fail(f"bad settings: {exc}")
-    logging.basicConfig(
-        level="INFO" if args.verbose else settings.log_level,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    from anima.commands import run  # heavy imports only once arguments are valid
+def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    """Run the benchmark named on the command line."""
+    from anima.bench import run_bench
 
-    try:
-        return run(args, settings)
-    except KeyboardInterrupt:
-        return 130
-
-
-def _fail(message: str) -> int:
-    print(f"anima: error: {message}", file=sys.stderr)
-    return EXIT_USER_ERROR
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    return run_bench(args, settings, err)

@@ -15,20 +15,32 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
-import numpy as np
-from rich.console import Console
+# Only argparse at import time: ``anima --help`` must not load PyAV or the recogniser.
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console
 
-from anima.asr import Final, Listener, listener_config, load_recognizer
-from anima.asr.audio import RATE, AudioError
-from anima.config import Settings
+    from anima.asr import Final, Listener
+    from anima.config import Settings
 
-CHUNK = RATE // 50  # 20 ms, the usual size of a live audio frame
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``transcribe`` sub-command's arguments."""
+    tr = sub.add_parser("transcribe", help="run the live listener over audio files")
+    tr.add_argument("files", nargs="+", help="audio (or video) files in any format FFmpeg reads")
+    tr.add_argument("--json", action="store_true", help="one JSON object per utterance")
+    tr.add_argument("--model", help="tiny.en, base or a CTranslate2 Whisper folder")
+    tr.add_argument("--language", help="language code (multilingual models)")
 
 
 def decode_file(path: Path) -> Iterator[np.ndarray]:
     """16 kHz mono int16 blocks of the first audio stream of ``path``."""
+    import av
+
+    from anima.asr.audio import RATE, AudioError
+
     if not path.is_file():
         raise AudioError(f"no such file: {path}")
     try:
@@ -52,13 +64,19 @@ def decode_file(path: Path) -> Iterator[np.ndarray]:
 
 async def transcribe_file(path: Path, listener: Listener) -> list[Final]:
     """Every final utterance of ``path``, in order."""
+    import numpy as np
+
+    from anima.asr import Final
+    from anima.asr.audio import RATE
+
+    chunk = RATE // 50  # 20 ms, the usual size of a live audio frame
     finals: list[Final] = []
     pending = np.zeros(0, np.int16)
     for block in decode_file(path):
         pending = np.concatenate([pending, block])
-        n = len(pending) // CHUNK * CHUNK
-        for i in range(0, n, CHUNK):
-            events = await listener.feed(pending[i : i + CHUNK], RATE)
+        n = len(pending) // chunk * chunk
+        for i in range(0, n, chunk):
+            events = await listener.feed(pending[i : i + chunk], RATE)
             if listener.deciding:
                 # Faster than real time, the pause would be over before its decode is: wait
                 # for it, so endpoints fall as on a live stream (and do not depend on CPU speed).
@@ -77,8 +95,11 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes)}:{sec:05.2f}"
 
 
-def run_transcribe(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Transcribe each file; a file that fails is reported and the others still run."""
+    from anima.asr import Listener, listener_config, load_recognizer
+    from anima.asr.audio import AudioError
+
     if args.model:
         settings.listen.model = args.model
     if args.language:

@@ -15,13 +15,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
+# Only argparse at import time: ``anima --help`` must not load the brain.
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from anima.config import Settings
-from anima.dialogue.agent import Agent, HandoffRequested, TurnFailed, build_agent
-from anima.dialogue.brain import BrainError, Phrase
+    from anima.config import Settings
+    from anima.dialogue.agent import Agent
+    from anima.dialogue.brain import Phrase
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``chat`` sub-command's arguments."""
+    chat = sub.add_parser("chat", help="talk to the brain and persona in the terminal")
+    chat.add_argument("--once", metavar="QUESTION", help="answer one question and exit")
+    chat.add_argument("--kb", type=Path, help="knowledge folder (also knowledge.dir)")
+    chat.add_argument("--persona", type=Path, help="persona YAML file (also persona.file)")
+    chat.add_argument("--backend", help="gguf, openai or kb (no model); also brain.backend")
+    chat.add_argument("--user", help="user id, for opt-in long-term memory across sessions")
 
 
 def format_phrase(phrase: Phrase) -> str:
@@ -29,7 +42,7 @@ def format_phrase(phrase: Phrase) -> str:
     return phrase.text if phrase.emotion == "neutral" else f"[{phrase.emotion}] {phrase.text}"
 
 
-def run_chat(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Run the command; user errors (bad folder, persona, backend) raise ValueError/OSError."""
     if args.kb is not None:
         if not args.kb.is_dir():
@@ -47,6 +60,9 @@ def run_chat(args: argparse.Namespace, settings: Settings, err: Console) -> int:
 
 
 async def _chat(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    from anima.dialogue.agent import build_agent
+    from anima.dialogue.brain import BrainError
+
     loading = None if args.once is not None else err.status("loading the brain…")
     if loading:
         loading.start()
@@ -87,6 +103,9 @@ async def _chat(args: argparse.Namespace, settings: Settings, err: Console) -> i
 async def _turn(
     agent: Agent, text: str, user: str | None, out: TextIO, err: Console, prefix: str = ""
 ) -> bool:
+    from anima.dialogue.agent import HandoffRequested, TurnFailed
+    from anima.dialogue.brain import Phrase
+
     ok = True
     async for event in agent.respond(text, user_id=user):
         if isinstance(event, Phrase):

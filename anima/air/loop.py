@@ -14,7 +14,7 @@ timestamps come from integer counts and never drift. What fills a frame:
 With ``realtime=False`` (offline production) nothing is paced: the loop waits for speech instead
 of filling with idle, and runs as fast as render and encode allow.
 
-Subclasses (the engine's :class:`~anima.engine.air.SessionAir` and
+Subclasses (the engine's :class:`~anima.engine.output.SessionAir` and
 :class:`~anima.engine.drive.DriveAir`) change what plays and where frames go through the public
 hooks of :class:`Broadcaster`: :meth:`~Broadcaster.pick`, :meth:`~Broadcaster.wait_for_input`,
 :meth:`~Broadcaster.end_speech`, :meth:`~Broadcaster.render_frame` and
@@ -34,10 +34,9 @@ from typing import Protocol
 import numpy as np
 from prometheus_client import Counter, Histogram
 
+from anima.air.actions import ActionTrack
+from anima.air.program import REST, Program, Silence, Utterance
 from anima.frames import MediaClock, MouthShape
-from anima.live.actions import ActionTrack
-from anima.live.overlay import Compositor
-from anima.live.program import REST, Program, Silence, Utterance
 from anima.pipeline import Clock, MonotonicClock, run_blocking, wait_any
 
 log = logging.getLogger(__name__)
@@ -65,6 +64,15 @@ class Sink(Protocol):
 
     def write(self, image: np.ndarray, index: int, pcm: np.ndarray, pts: int, rate: int) -> None:
         """Take video frame ``index`` and its audio (first sample ``pts``); may block."""
+        ...
+
+
+class Compositor(Protocol):
+    """What draws the output canvas around a rendered frame (the live show's overlays,
+    :class:`anima.live.overlay.Compositor`); the loop needs only this one method."""
+
+    def compose(self, avatar: np.ndarray, subtitle: str | None = None) -> np.ndarray:
+        """The output frame for one rendered avatar frame, with ``subtitle`` drawn if given."""
         ...
 
 

@@ -4,9 +4,9 @@ import asyncio
 
 import numpy as np
 
+from anima.air.fill import fill_utterance
+from anima.air.program import Program, Utterance
 from anima.frames import AudioFrame, Error, Interrupt, MouthFrame, MouthShape, TurnEnd
-from anima.live.produce import fill_utterance
-from anima.live.program import Program, Utterance
 from anima.pipeline import wait_any
 
 OPEN = MouthShape(jaw_open=0.5)

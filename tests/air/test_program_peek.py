@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from anima.live.program import REST, Utterance
+from anima.air.program import REST, Utterance
 
 
 def test_peek_reads_ahead_across_chunks_without_consuming():

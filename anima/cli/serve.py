@@ -45,7 +45,7 @@ def apply_args(args: argparse.Namespace, settings: Settings) -> Settings:
     return settings.overridden(overrides)
 
 
-def run_serve(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Serve until Ctrl-C."""
     import uvicorn
 

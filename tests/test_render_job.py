@@ -6,7 +6,7 @@ import pytest
 
 from anima.frames import AudioFrame, Interrupt, MediaClock, TextChunk, TurnEnd, VideoFrame
 from anima.render.animator import FaceAnimator
-from anima.session import speaking_pipeline
+from anima.render_job import speaking_pipeline
 
 LONG = "This is a long answer. " * 8
 

@@ -55,9 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed for blinks and head motion (repeatable output)")
 
 
-def run_drive(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Drive the avatar with ``args.input`` and write ``args.output``; exit code 0."""
-    from anima.commands import resolve_avatar
+    from anima.cli.common import resolve_avatar
 
     if args.seed is not None:
         settings.render.seed = args.seed

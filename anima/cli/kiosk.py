@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
 
 
-def run_kiosk(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Load the engine, serve until interrupted; exit code 0."""
     overrides: dict[str, dict[str, object]] = {}
     if args.kb:

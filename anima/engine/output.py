@@ -1,6 +1,6 @@
-"""A session's continuous output, built on the live show's on-air loop.
+"""What goes on air in a session: its continuous output, built on the shared on-air loop.
 
-The :class:`~anima.live.broadcast.Broadcaster` already plays a :class:`~anima.live.program.Program`
+The :class:`~anima.air.loop.Broadcaster` already plays a :class:`~anima.air.program.Program`
 at a constant frame rate with idle fill, integer timestamps and cutting. A session only adds:
 
 - :class:`SessionAir`, which notes per frame what a client must hear about at that frame's
@@ -10,26 +10,36 @@ at a constant frame rate with idle fill, integer timestamps and cutting. A sessi
   consumer is slow, pictures are dropped first (never audio ahead of pictures), and the oldest
   of anything when only audio and events are left;
 - :class:`ParamsFace`, the "params" media mode's renderer: the face as numbers (mouth, blink,
-  head pose) instead of pixels, so a client draws its own character.
+  head pose) instead of pixels, so a client draws its own character;
+- :class:`OnAir`, the part of :class:`~anima.engine.session.Session` that is the loop's sink:
+  each frame goes out with the events due at it, the session's state, and the renderer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
+import logging
 import math
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from anima.events import FaceParams, Subtitle
+from anima.air.loop import Broadcaster, Picked
+from anima.air.program import Utterance
+from anima.events import ErrorEvent, FaceParams, StateChanged, Subtitle
 from anima.frames import AudioFrame, MouthShape, VideoFrame
-from anima.live.broadcast import Broadcaster, Picked
-from anima.live.program import Utterance
 from anima.render.idle import IdleMotion
+
+if TYPE_CHECKING:
+    from anima.render.avatar import Avatar
+
+log = logging.getLogger("anima.engine.session")  # one logger for the whole conversation
 
 # Degrees of head turn per pixel-fraction of the idle sway (IdleMotion moves the image ~1 % of
 # its size): about ±3° of yaw and ±2° of pitch, what a 2D client can show as a small tilt.
@@ -278,4 +288,153 @@ def _fraction(utt: Utterance, start: int, played: int) -> float:
     return (played - start) / length if length > 0 else 1.0
 
 
-__all__ = ["FrameNote", "Job", "Outbox", "ParamsFace", "SessionAir", "heard_chars", "silent"]
+class OnAir:
+    """The session's output side: the on-air loop's sink, events, state and the renderer.
+
+    A part of :class:`anima.engine.session.Session`: a mixin whose state lives in
+    ``Session.__init__``, kept in its own file so each idea of the conversation has one room.
+    """
+
+    async def frames(self) -> AsyncIterator[VideoFrame | AudioFrame | FaceParams | Any]:
+        """Everything for the client in presentation order (see :mod:`anima.engine.session`)."""
+        if not self._started:
+            raise RuntimeError("start() the session before reading its frames")
+        while (item := await self._outbox.get()) is not None:
+            yield item
+
+    def write(self, image: Any, index: int, pcm: np.ndarray, pts: int, rate: int) -> None:
+        """Sink of the on-air loop (any thread): frame ``index`` and its audio go out."""
+        if threading.get_ident() == self._loop_thread:
+            self._emit(image, index, pcm, pts, rate)
+        else:
+            self._loop.call_soon_threadsafe(self._emit, image, index, pcm, pts, rate)
+
+    def _emit(self, image: Any, index: int, pcm: np.ndarray, pts: int, rate: int) -> None:
+        if self._closed:
+            return
+        note = self._air.notes.pop(index, None) or FrameNote(0, False, "neutral", [])
+        for ev in note.events:
+            self._event(ev)
+        if note.speaking and note.turn:
+            job = self._by_turn.get(note.turn)
+            if job is not None and not job.reported and np.any(pcm):
+                self._report_latency(job)
+            if self.realtime and self.media != "events":
+                self._listener.play(pcm, rate, note.turn)  # the echo reference, as it leaves
+        if self.media == "events":
+            return
+        self._outbox.put(AudioFrame(turn=note.turn, pcm=pcm, sample_rate=rate, pts=pts))
+        if self.media == "video":
+            self._outbox.put(VideoFrame(turn=note.turn, image=image, index=index))
+        else:
+            self._outbox.put(dataclasses.replace(image, turn=note.turn, emotion=note.emotion))
+
+    def _event(self, event: Any) -> None:
+        if not self._closed and self._started:
+            self._outbox.put(event)
+
+    async def _run_air(self) -> None:
+        try:
+            await self._air.run()
+            if self.drive and not self._closed:
+                self._outbox.finish()  # the driver ended: frames() ends after the last frame
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the output loop is the session: say why it ended
+            log.exception("session %s output failed", self.id)
+            self._event(ErrorEvent("output", str(exc), False))
+
+    def _on_air_start(self, utt: Utterance, k: int) -> list[Any]:
+        return self._state_events("speaking")
+
+    def _on_air_events(self, events: list[Any]) -> None:
+        for ev in events:
+            self._event(ev)
+
+    def _on_air_end(self, utt: Utterance, k: int) -> list[Any]:
+        job = utt.source
+        if isinstance(job, Job):
+            self._by_turn.pop(job.turn, None)
+        if self._producing is None and self._jobs is not None and self._jobs.empty():
+            if len(self._program) == 0:
+                return self._state_events(self._rest_state())
+        return []
+
+    def _state_events(self, state: str) -> list[Any]:
+        if state == self.state:
+            return []
+        self.state = state
+        return [StateChanged(state)]
+
+    def _set_state(self, state: str) -> None:
+        for ev in self._state_events(state):
+            self._event(ev)
+
+    def _rest_state(self) -> str:
+        if self.drive:
+            return "idle"
+        return "listening" if self.listening == "always" or self._ptt else "idle"
+
+    async def _renderer(self, spec: str | Avatar | None) -> Any:
+        s = self.engine.settings.render
+        if self.media == "params":
+            return ParamsFace(self.fps, s.seed, s.blink_interval, s.head_motion)
+        if self.media == "events":
+            return lambda k, shape, speaking: None
+        animator = await self.engine.animator(spec)
+        if s.backend != "default" and self.drive:
+            # The neural mouth reads the utterance on air, and a drive session has none: it
+            # would paint silence over the driver's moving mouth. The rig follows the network.
+            log.info("drive session %s renders with the default face, not %s", self.id, s.backend)
+        elif s.backend != "default":  # the neural mouth (GPU); on the CPU it keeps the animator
+            from anima.render.neural_mouth import session_face
+
+            program = lambda: getattr(self, "_program", None)  # noqa: E731 - set after this
+            animator = await session_face(animator, s, program, self.sample_rate)
+        last: list[np.ndarray] = [np.full((s.size, s.size, 3), 128, np.uint8)]
+        want = (s.size, s.size, 3)
+        timeout = s.frame_timeout
+        if self._render_pool is None:
+            self._render_pool = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix=f"render-{self.id}"
+            )
+        pool = self._render_pool
+
+        def render(k: int, shape: MouthShape, speaking: bool) -> np.ndarray:
+            # Runs on the air loop's thread; the renderer itself runs on the session's own
+            # render thread so a hang is bounded by ``render.frame_timeout``.
+            job = self._render_job
+            if job is not None and not job.done():
+                return last[0]  # still stuck on an earlier frame: repeat the last picture
+            try:
+                job = self._render_job = pool.submit(animator.render, k, shape, speaking)
+                image = job.result(timeout=timeout)
+                if not isinstance(image, np.ndarray) or image.shape != want:
+                    got = getattr(image, "shape", type(image).__name__)
+                    raise ValueError(f"the renderer returned {got}, not a {want} picture")
+                if image.dtype != np.uint8:
+                    raise ValueError(f"the renderer returned {image.dtype} pixels, not uint8")
+                last[0] = image
+            except concurrent.futures.TimeoutError:
+                self._fault_threadsafe("render", f"a frame took over {timeout:g} s to render")
+            except RuntimeError as exc:
+                if self._closed:  # the pool was shut down under a frame at close
+                    return last[0]
+                self._fault_threadsafe("render", str(exc))
+            except Exception as exc:  # a bad frame repeats the last picture, never stops air
+                self._fault_threadsafe("render", str(exc))
+            return last[0]
+
+        return render
+
+
+__all__ = [
+    "FrameNote",
+    "Job",
+    "OnAir",
+    "Outbox",
+    "ParamsFace",
+    "SessionAir",
+    "heard_chars",
+    "silent",
+]

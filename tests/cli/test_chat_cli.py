@@ -6,7 +6,7 @@ from pathlib import Path
 
 from anima.cli import main
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "kiosk_knowledge"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "kiosk_knowledge"
 
 
 def _once(capsys, tmp_path, *extra):

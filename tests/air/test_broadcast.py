@@ -5,9 +5,9 @@ import asyncio
 import numpy as np
 import pytest
 
+from anima.air.loop import Broadcaster, Pacer
+from anima.air.program import Program, Silence, Utterance
 from anima.frames import MediaClock, MouthShape
-from anima.live.broadcast import Broadcaster, Pacer
-from anima.live.program import Program, Silence, Utterance
 from anima.pipeline import VirtualClock
 
 SR, FPS = 22050, 25

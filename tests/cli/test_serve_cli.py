@@ -1,7 +1,7 @@
 import pytest
 
 from anima.cli import _parser
-from anima.serve_cmd import apply_args
+from anima.cli.serve import apply_args
 
 
 def test_serve_options_override_settings(settings, tmp_path):

@@ -10,12 +10,27 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from anima.watermark import THRESHOLD, detect
+# Only argparse at import time: ``anima --help`` must not load PyAV.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from anima.config import Settings
 
 
-def run_verify(args: argparse.Namespace) -> int:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``verify`` sub-command's arguments."""
+    ver = sub.add_parser("verify", help="look for anima's AI-disclosure watermark in a video")
+    ver.add_argument("file", type=Path, help="a video file (MP4, WebM, …)")
+    ver.add_argument("--json", action="store_true", help="print the verdict as JSON")
+
+
+def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Print the verdict for ``args.file``; the exit code says found (0) or not found (1)."""
+    from anima.watermark import THRESHOLD, detect
+
     verdict = detect(args.file)
     if args.json:
         print(json.dumps({"file": str(args.file), "threshold": THRESHOLD, **asdict(verdict)}))

@@ -1,7 +1,7 @@
-"""The session wiring: which stages run, in what order, and where their output goes.
+"""The offline render job of ``anima say``: a text (or a speech file) into an MP4, no streaming.
 
-This is the one place that knows the whole chain. Today it builds the speaking chain
-(text -> TTS -> lip-sync -> render) and drives it into an MP4 file for ``anima say``.
+It builds the speaking chain (text -> TTS -> lip-sync -> render) and drives it into an MP4
+file as fast as the CPU allows. The conversation (a session) is :mod:`anima.engine`'s.
 """
 
 from __future__ import annotations

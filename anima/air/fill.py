@@ -1,4 +1,4 @@
-"""Filling an :class:`~anima.live.program.Utterance` from the speaking pipeline's frames.
+"""Filling an :class:`~anima.air.program.Utterance` from the speaking pipeline's frames.
 
 Shared by the live show and the engine session: both synthesise one utterance at a time while
 the on-air loop plays it from the front. The caller starts the turn (and the task that feeds
@@ -14,8 +14,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from anima.air.program import Program, Utterance
 from anima.frames import AudioFrame, Error, Frame, Interrupt, MouthFrame, TurnEnd
-from anima.live.program import Program, Utterance
 
 
 async def fill_utterance(
