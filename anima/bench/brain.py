@@ -70,7 +70,7 @@ def bench_brain(
 ) -> int:
     """Measure the GGUF brain named by ``settings.brain`` and write ``brain.json`` into ``out``.
 
-    ``questions`` caps the questions asked of each quality set (None: all).
+    ``questions`` caps the questions of each kind asked of each quality set (None: all).
     """
     return asyncio.run(_bench(out, settings, err, prompts, max_tokens, questions))
 
@@ -81,7 +81,7 @@ async def _bench(
     err: Console,
     prompts: int,
     max_tokens: int,
-    questions: int | None = None,
+    per_kind: int | None = None,
 ) -> int:
     cfg = settings.brain
     started = time.perf_counter()
@@ -118,7 +118,7 @@ async def _bench(
             with err.status(f"quality: {qfile.stem}"):
                 quality.append(
                     await evaluate(
-                        QuestionSet.load(qfile).head(questions),
+                        QuestionSet.load(qfile).head(per_kind),
                         brain=brain,
                         settings=settings.knowledge,
                         cache_dir=settings.data_dir / "knowledge",
