@@ -7,13 +7,17 @@ without a model or a loop:
   last word of a partial may still change) once they have grown, for
   :meth:`anima.dialogue.agent.Agent.prefill` to read ahead;
 - :meth:`Speculator.final` merges a final transcript that follows the previous one within
-  ``window`` seconds (a pause inside a sentence cut it in two) into one question.
+  ``window`` seconds (a pause inside a sentence cut it in two) into one question, unless the
+  previous one ended a sentence (``?``, ``.``, ``!``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
+
+_ENDS = tuple(".?!。？！…")
 
 
 class Speculator:
@@ -45,7 +49,12 @@ class Speculator:
         now = self._now()
         self._last_partial, self._read = [], []
         previous = self._last_final
-        merged = previous is not None and now - previous[1] <= self.window
+        # A question or sentence that ended ("Are you open?") is not continued by the next.
+        merged = (
+            previous is not None
+            and now - previous[1] <= self.window
+            and not previous[0].rstrip().endswith(_ENDS)
+        )
         question = f"{previous[0]} {text}" if merged and previous else text
         self._last_final = (question, now)
         return question, merged

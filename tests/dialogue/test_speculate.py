@@ -41,7 +41,11 @@ def test_finals_within_the_window_merge_and_later_ones_do_not():
     clock.t += 0.8
     assert s.final("in the library") == ("I lost my card in the library", True)
     clock.t += 3.0
-    assert s.final("thank you") == ("thank you", False)
+    assert s.final("thank you.") == ("thank you.", False)
+    clock.t += 0.5
+    assert s.final("Are you open?") == ("Are you open?", False)
+    clock.t += 0.5  # a finished question is not continued by the next one
+    assert s.final("I want to complain") == ("I want to complain", False)
 
 
 def test_withdraw_last_takes_the_question_back_out_of_the_history():
