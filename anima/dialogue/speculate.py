@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-
 _ENDS = tuple(".?!。？！…")
 
 
