@@ -11,14 +11,19 @@
 3. **memory** — "remember that…", "what do you remember about me", "delete my data".
 4. **handoff** — the user asks for a person: the hand-off line and a :class:`HandoffRequested`.
 5. **intent** — an operator intent: its exact approved text (never a model), maybe a hand-off.
-6. **kb / fallback** — without an LLM (the ``kb`` backend), or with ``knowledge.strict`` and
-   a weak match: the best knowledge passage verbatim, or "I don't know" plus the fallback
-   offer; after ``handoff_after`` unanswered questions in a row, a hand-off.
-7. **llm** — the LLM with the persona's system prompt, the best knowledge passages (with
-   their source ids), the user's remembered facts and the bounded history; the user's text is
-   delimited. Its stream goes through the phrase chunker, the output filter (PII, blocked
-   terms, system-prompt echo) and the reply caps, and each phrase is yielded as soon as it is
-   released. A brain error or timeout becomes the apology line and a :class:`TurnFailed`.
+6. **kb / smalltalk / fallback** — the retriever is sure (``knowledge.sure``), or there is no
+   LLM (the ``kb`` backend) and the match is good enough (``knowledge.threshold``): the
+   passage verbatim, with no model in the way. No match: a fixed in-character line for
+   greetings, thanks and questions about the avatar itself, else "I don't know" plus the
+   fallback offer (after ``handoff_after`` unanswered questions in a row, a hand-off); the
+   model is not asked, so no domain fact is invented (``knowledge.open_chat`` lets it chat).
+7. **llm** — a middling match: the LLM with the persona's system prompt, the best knowledge
+   passages (without source ids) and the instruction to answer only from them, the user's
+   remembered facts and the bounded history; the user's text is delimited. Its stream goes
+   through the leak filter (:mod:`anima.dialogue.leaks`: template tokens, passage ids,
+   markup), the phrase chunker, the output filter (PII, blocked terms, system-prompt echo)
+   and the reply caps, and each phrase is yielded as soon as it is released. A brain error
+   or timeout becomes the apology line and a :class:`TurnFailed`.
 
 Closing the generator (``aclose()``, or cancelling the task iterating it) stops the brain's
 stream at once. The reply enters the history only once it is known what the user heard:
