@@ -561,7 +561,15 @@ class Agent:
             if not isinstance(exc, BrainError | TimeoutError):
                 log.warning("brain raised %s", type(exc).__name__, exc_info=True)
             turn.route, turn.reason = "error", message
-            yield Phrase(self.persona.apology)
+            best = passages[0] if passages else None
+            if timed_out and not spoke and best and best.confidence >= self.kcfg.threshold:
+                # Too slow on a busy CPU: the best passage, verbatim, beats an apology.
+                turn.route, turn.sources = "kb", [best.passage.id]
+                self.unanswered = 0
+                async for event in self._filtered(_phrases(best.passage.text), turn):
+                    yield event
+            else:
+                yield Phrase(self.persona.apology)
             yield TurnFailed(message, retryable)
         finally:
             # Closes the HTTP stream / frees the model at once, also on aclose() and cancel.

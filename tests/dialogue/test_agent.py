@@ -313,11 +313,22 @@ async def test_slow_brain_times_out_with_apology(
 ):
     openai_server.script(Script(tokens=["Too", " late."], first_delay=3.0))
     agent = make_agent(make_openai_brain(retries=0), safety=SafetySettings(reply_timeout=0.3))
-    events = await ask(agent, "how much is printing?")
+    events = await ask(agent, "tell me a joke about ducks")  # nothing to fall back on
     assert events[0] == Phrase(persona.apology)
     assert events[-1] == TurnFailed("the brain took too long", True)
     (call,) = openai_server.calls
     assert await asyncio.to_thread(call.closed.wait, 2)  # the stream was closed, not leaked
+
+
+async def test_slow_brain_on_a_good_match_says_the_passage_instead(
+    make_agent, make_openai_brain, openai_server, kb
+):
+    openai_server.script(Script(tokens=["Too", " late."], first_delay=3.0))
+    agent = make_agent(make_openai_brain(retries=0), safety=SafetySettings(reply_timeout=0.3))
+    events = await ask(agent, "how much is printing?")
+    passage = kb.search("how much is printing?", 1)[0].passage
+    assert spoken(events) == passage.text and agent.last_turn.route == "kb"
+    assert events[-1] == TurnFailed("the brain took too long", True)
 
 
 async def test_strict_mode_keeps_the_model_in_scope(
