@@ -341,7 +341,8 @@ async def test_strict_mode_keeps_the_model_in_scope(
 
 @pytest.mark.slow
 async def test_embedded_gguf_answers_a_kiosk_question(make_agent, gguf_brain):
-    agent = make_agent(gguf_brain)
+    # A generous timeout: this checks the route and the text, not the speed of a busy CI box.
+    agent = make_agent(gguf_brain, safety=SafetySettings(reply_timeout=120))
     events = await ask(agent, "When do you open on Saturday?")
     phrases = [e for e in events if isinstance(e, Phrase)]
     assert phrases and not any(isinstance(e, TurnFailed) for e in events)
