@@ -101,6 +101,7 @@ BUILTIN_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("pay", "payment", "paying", "支付", "付钱", "付款"),
     ("appointment", "booking", "book", "reserve", "reservation", "slot", "预约", "预定"),
     ("办公时间", "开门", "上班", "几点", "营业时间", "关门", "下班"),
+    ("weekend", "saturday", "sunday", "周末", "周六", "周日", "星期六", "星期天", "星期日"),
     ("lost", "丢失", "丢了", "遗失", "不见了"),
     ("parking", "停车"),
 )
