@@ -101,6 +101,7 @@ class DenseIndex:
                 except OSError as exc:  # a read-only data dir only costs the next start time
                     log.warning("cannot cache knowledge embeddings: %s", exc)
         self._vectors = vectors
+        _embedder()  # loaded now, with the knowledge, not on the first visitor's question
 
     def scores(self, query: str) -> Any:
         """The best cosine of every passage to ``query`` (an array of ``n_passages``)."""
