@@ -229,8 +229,12 @@ class KnowledgeSettings(BaseModel):
     threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Confidence to answer from it (below: no match)."
     )
+    # 0.5 = threshold: measured on 2 cores (anima bench brain, examples/questions), the
+    # embedded models rephrasing a middling passage were wrong more often than the passage
+    # itself (SmolLM2 writes gibberish in Chinese) and took seconds; raise it (0.8) with a
+    # strong model (an OpenAI-compatible server) to let the model answer middling matches.
     sure: float = Field(
-        0.8,
+        0.5,
         ge=0.0,
         le=1.0,
         description="Confidence at which the passage is spoken verbatim even with an LLM "
