@@ -30,6 +30,9 @@ MAX_CHARS = 1500  # e5 reads 512 tokens; longer passages are cut (the start says
 
 _lock = threading.Lock()
 _model: Any = None
+# Vectors by content hash, for the process: every session, engine and test of one folder
+# embeds it once, even without a cache folder.
+_MEMO: dict[str, Any] = {}
 
 
 def available() -> bool:
@@ -77,8 +80,8 @@ class DenseIndex:
         texts = [" ".join(t.split())[:MAX_CHARS] for _, t in units]
         digest = hashlib.sha256("\0".join([MODEL_ID, *texts]).encode()).hexdigest()[:24]
         path = cache_dir / f"dense-{digest}.npy" if cache_dir is not None else None
-        vectors = None
-        if path is not None and path.is_file():
+        vectors = _MEMO.get(digest)
+        if vectors is None and path is not None and path.is_file():
             try:
                 vectors = np.load(path)
                 if vectors.shape[0] != len(texts):
@@ -92,15 +95,15 @@ class DenseIndex:
                 else np.zeros((0, 384), np.float32)
             )
             vectors = vectors.reshape(len(texts), -1)
-            if path is not None:
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".tmp.npy")
-                    np.save(tmp, vectors)
-                    tmp.replace(path)
-                except OSError as exc:  # a read-only data dir only costs the next start time
-                    log.warning("cannot cache knowledge embeddings: %s", exc)
-        self._vectors = vectors
+        if path is not None and not path.is_file():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp.npy")
+                np.save(tmp, vectors)
+                tmp.replace(path)
+            except OSError as exc:  # a read-only data dir only costs the next start time
+                log.warning("cannot cache knowledge embeddings: %s", exc)
+        self._vectors = _MEMO[digest] = vectors
         _embedder()  # loaded now, with the knowledge, not on the first visitor's question
 
     def scores(self, query: str) -> Any:
