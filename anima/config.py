@@ -303,6 +303,10 @@ class ListenSettings(BaseModel):
     )
     cpu_threads: int = Field(2, ge=0, le=64, description="Whisper threads; 0: CTranslate2 picks.")
     language: str | None = Field(None, description="ISO code; None: en, or detect (multilingual).")
+    languages: list[str] = Field(
+        default_factory=list,
+        description="With no language: the codes identification may choose from (empty: any).",
+    )
     initial_prompt: str = Field("", max_length=800, description="Context for every utterance.")
     hotwords: str = Field("", max_length=400, description="Domain terms: names, places.")
     beam_size: int = Field(1, ge=1, le=10, description="1 (greedy) is fastest.")
@@ -472,6 +476,38 @@ class ServerSettings(BaseModel):
         return value
 
 
+class ClusterSettings(BaseModel):
+    """Workers and gateways on a NATS cluster (``anima worker``, ``anima gateway``)."""
+
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222", description="NATS server(s), comma-separated for a cluster."
+    )
+    bucket: str = Field(
+        "anima_sessions",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="JetStream key-value bucket of session -> worker records.",
+    )
+    session_ttl: float = Field(
+        3600.0, gt=0, description="Seconds a session record is kept in the bucket."
+    )
+    heartbeat_seconds: float = Field(0.5, gt=0, le=30, description="Worker heartbeat period.")
+    lost_after: float = Field(
+        2.5, gt=0, le=300, description="A worker silent this long is lost, with its sessions."
+    )
+    request_timeout: float = Field(
+        10.0, gt=0, le=120, description="Seconds the gateway waits for a worker's answer."
+    )
+    attempts: int = Field(3, ge=1, le=10, description="Workers an offer is tried on before 'busy'.")
+    retry_after: int = Field(2, ge=1, le=600, description="Retry-After (s) of a 503 busy.")
+    queue_seconds: float = Field(
+        0.0, ge=0, le=60, description="How long an offer waits for a free slot before 'busy'."
+    )
+    worker_name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]+$", description="This worker's id (default: host-pid)."
+    )
+    node: str | None = Field(None, description="The machine a worker reports (default: host).")
+
+
 class Settings(BaseSettings):
     """Everything the engine can be told."""
 
@@ -499,6 +535,30 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     webrtc: WebRTCSettings = Field(default_factory=WebRTCSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _language_pack(cls, data: Any) -> Any:
+        # The persona's language picks a language pack (anima/lang/packs), whose recogniser,
+        # voice and persona lines fill what the operator did not set. An unknown code fails here.
+        if not isinstance(data, dict):
+            return data
+        from anima.lang import apply_pack, get_pack
+
+        data = {k: _as_dict(v) for k, v in data.items()}
+        persona = data.setdefault("persona", {})
+        pack = get_pack(_file_language(persona.get("file")) or persona.get("language"))
+        persona["language"] = pack.prompt_name
+        apply_pack(data, pack)
+        return data
+
+    @property
+    def lang(self) -> Any:
+        """The language pack (:class:`anima.lang.LanguagePack`) of ``persona.language``."""
+        from anima.lang import get_pack
+
+        return get_pack(self.persona.language)
 
     @field_validator("log_level")
     @classmethod
@@ -562,6 +622,26 @@ class Settings(BaseSettings):
 
 
 _DEVICE_SECTIONS = ("listen", "voice", "render")  # the sections with their own ``device``
+
+
+def _as_dict(value: Any) -> Any:
+    """A settings section given as a model, as the dict of the keys that were set."""
+    return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
+
+
+def _file_language(path: Any) -> str | None:
+    """The ``language`` key of a persona YAML file, if it can be read (else the file's own
+    loading reports the problem later)."""
+    if not path:
+        return None
+    try:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, ImportError, Exception):  # noqa: BLE001 - reported on load
+        return None
+    value = data.get("language") if isinstance(data, dict) else None
+    return str(value) if value else None
 
 
 def _check_device(value: str | None) -> str | None:

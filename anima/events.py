@@ -45,6 +45,7 @@ class TranscriptEvent(_Json):
     final: bool
     start: float
     end: float
+    language: str = ""  # the recogniser's language code (identified per utterance with auto)
 
 
 @dataclass(frozen=True)

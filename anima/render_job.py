@@ -36,6 +36,7 @@ from anima.pipeline import Pipeline
 from anima.render.animator import FaceAnimator
 from anima.render.avatar import Avatar
 from anima.render.stage import RenderStage
+from anima.render.video_avatar import animator_for
 from anima.tts import Voice
 from anima.tts.stage import SpeechStage
 
@@ -122,7 +123,7 @@ async def say_to_file(
     r = settings.render
     sr = voice.sample_rate
     clock = MediaClock(sr, r.fps)
-    animator = FaceAnimator.from_settings(avatar, r)
+    animator = animator_for(avatar, r)
     estimate = lead_in + lead_out + len(text) * _SECONDS_PER_CHAR
     tmp = out.with_name(out.name + ".part.mp4")
     writer = Mp4Writer(
@@ -213,7 +214,7 @@ async def say_audio_to_file(
     pad_out += (-(int(lead_in * sr) + len(pcm) + pad_out)) % max(1, sr // r.fps)
     pcm = np.concatenate([np.zeros(int(lead_in * sr), np.int16), pcm, np.zeros(pad_out, np.int16)])
     total = len(pcm) / sr
-    animator = FaceAnimator.from_settings(avatar, r)
+    animator = animator_for(avatar, r)
     tmp = out.with_name(out.name + ".part.mp4")
     writer = Mp4Writer(
         tmp, r.size, r.fps, crf=r.crf, watermark=r.watermark, codec=video_codec(r.encoder, r.device)

@@ -78,9 +78,14 @@ def test_nothing_outside_the_cli_imports_it():
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("anima.engine", ("anima.live", "anima.server", "anima.cli", "anima.protocol")),
+        (
+            "anima.engine",
+            ("anima.live", "anima.server", "anima.cli", "anima.protocol", "anima.cluster"),
+        ),
         ("anima.air", ("anima.engine", "anima.live", "anima.server", "anima.cli")),
-        ("anima.live", ("anima.engine", "anima.server", "anima.cli", "anima.protocol")),
+        ("anima.live", ("anima.server", "anima.cli", "anima.protocol")),
+        ("anima.server", ("anima.cluster", "anima.cli")),
+        ("anima.protocol", ("anima.cluster", "anima.cli")),
     ],
 )
 def test_arrows_point_down(package, forbidden):
@@ -88,6 +93,22 @@ def test_arrows_point_down(package, forbidden):
         name: sorted(m for m in _imports(name) if any(_within(m, f) for f in forbidden))
         for name in MODULES
         if _within(name, package)
+    }
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+STAGES = ("anima.asr", "anima.dialogue", "anima.tts", "anima.lipsync", "anima.render")
+ABOVE_STAGES = ("anima.air", "anima.engine", "anima.live", "anima.server", "anima.protocol")
+ABOVE_STAGES += ("anima.cli", "anima.bench", "anima.render_job")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_stage_imports_no_other_stage_and_nothing_above(stage):
+    forbidden = ABOVE_STAGES + tuple(s for s in STAGES if s != stage)
+    wrong = {
+        name: sorted(m for m in _imports(name) if any(_within(m, f) for f in forbidden))
+        for name in MODULES
+        if _within(name, stage)
     }
     assert {k: v for k, v in wrong.items() if v} == {}
 

@@ -57,6 +57,7 @@ def load_recognizer(listen: ListenSettings, data_dir: Path) -> WhisperRecognizer
     s = listen
     options = WhisperOptions(
         language=s.language,
+        languages=tuple(s.languages),
         beam_size=s.beam_size,
         encoder_window=s.encoder_window,
         initial_prompt=s.initial_prompt,
@@ -71,13 +72,19 @@ def load_recognizer(listen: ListenSettings, data_dir: Path) -> WhisperRecognizer
     )
 
 
-def listener_config(listen: ListenSettings) -> ListenerConfig:
-    """Listener options from ``settings.listen``."""
+def listener_config(listen: ListenSettings, language: str = "en") -> ListenerConfig:
+    """Listener options from ``settings.listen``; ``language`` (a pack code or ``auto``) adds
+    its endpoint words."""
+    from anima.lang import get_pack, members
+
     s = listen
+    packs = members(get_pack(language))
     policy = EndpointPolicy(
         silence=s.silence,
         complete=s.silence_complete,
         incomplete=s.silence_incomplete,
+        complete_endings=tuple(w for p in packs for w in p.complete_endings),
+        incomplete_endings=tuple(w for p in packs for w in p.incomplete_endings),
     )
     segmenter = SegmenterConfig(
         threshold=s.vad_threshold,

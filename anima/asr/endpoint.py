@@ -21,6 +21,7 @@ CONTINUATION_WORDS = frozenset(
     """.split()
 )
 _WORD = re.compile(r"[\w']+")
+_PUNCT = re.compile(r"[\s\W]+$")
 _COMPLETE_END = re.compile(r"[.!?。！？]\W*$")
 _QUESTION_END = re.compile(r"[?!？！]\W*$")
 _TRAILING_DOTS = re.compile(r"(\.\.\.|…|-|—|,)\s*$")
@@ -33,6 +34,10 @@ class EndpointPolicy:
     silence: float = 0.22  # 7 VAD windows of 32 ms: 224 ms
     complete: float = 0.1
     incomplete: float = 0.7
+    # From the language packs: endings of unspaced scripts (Chinese final particles 吗 呢 吧,
+    # trailing 然后 就是 那个). Checked on the text with its final punctuation removed.
+    complete_endings: tuple[str, ...] = ()
+    incomplete_endings: tuple[str, ...] = ()
 
     def classify(self, text: str) -> str:
         """``"complete"``, ``"incomplete"`` or ``"unknown"`` for a hypothesis text."""
@@ -42,6 +47,11 @@ class EndpointPolicy:
             return "unknown"
         if _TRAILING_DOTS.search(text):
             return "incomplete"
+        bare = _PUNCT.sub("", text)
+        if bare.endswith(self.incomplete_endings) and not _QUESTION_END.search(text):
+            return "incomplete"  # "我想问一下然后。": Whisper's period does not end it
+        if bare.endswith(self.complete_endings):
+            return "complete"
         if _QUESTION_END.search(text):
             return "complete"  # "Where is it?" ends in "it", "…is?" in "is": a question is whole
         if words[-1] in CONTINUATION_WORDS:

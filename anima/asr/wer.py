@@ -69,3 +69,18 @@ def wer(reference: str, hypothesis: str) -> float:
     if not ref:
         return float(bool(hyp))
     return edit_distance(ref, hyp) / len(ref)
+
+
+_NOT_CHAR = re.compile(r"[\W_]+")
+
+
+def cer(reference: str, hypothesis: str) -> float:
+    """Character error rate (for Chinese, where words have no spaces): edits / reference chars.
+
+    Punctuation, spaces and case are ignored; pass both texts in the same script (simplified).
+    """
+    ref = list(_NOT_CHAR.sub("", reference.lower()))
+    hyp = list(_NOT_CHAR.sub("", hypothesis.lower()))
+    if not ref:
+        return float(bool(hyp))
+    return edit_distance(ref, hyp) / len(ref)

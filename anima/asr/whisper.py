@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from anima.lang import clean_transcript, initial_prompt
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
@@ -49,6 +51,7 @@ class WhisperOptions:
     """How to decode; see :class:`anima.config.ListenSettings` for the meaning of each."""
 
     language: str | None = None
+    languages: tuple[str, ...] = ()  # identification picks among these (empty: any)
     beam_size: int = 1
     encoder_window: float = 10.0
     initial_prompt: str = ""
@@ -142,8 +145,7 @@ class WhisperRecognizer:
         encoded = self._encode(features, frames)
         language = self.options.language or ("en" if not self.multilingual else "")
         if not language:
-            detected = self._whisper.model.detect_language(encoded)[0]
-            language = detected[0][0][2:-2] if detected else "en"
+            language = self._identify(encoded)
         tokenizer = self._tokenizer_cls(
             self._whisper.hf_tokenizer, self.multilingual, task="transcribe", language=language
         )
@@ -155,7 +157,9 @@ class WhisperRecognizer:
             encoded,
             [tokens],
             beam_size=self.options.beam_size,
-            max_length=min(448 - len(tokens), max_new),
+            # CTranslate2 counts the prompt in max_length (a Chinese initial prompt is ~25
+            # tokens: without this the answer was cut to a word, or to nothing).
+            max_length=min(448, len(tokens) + max_new),
             suppress_blank=True,
             suppress_tokens=[-1],
             return_scores=True,
@@ -166,15 +170,32 @@ class WhisperRecognizer:
         if runaway and not full:
             log.debug("decode ran to the token cap on a short window; retrying on 30 s")
             return self._decode(audio, prompt, full=True)
-        text = trim_repeats(tokenizer.decode(ids).strip())
+        # The language pack's house style: Chinese is always simplified (Whisper often writes
+        # traditional characters for Mandarin).
+        # A decode cut inside a multi-byte character leaves U+FFFD: never show it.
+        text = tokenizer.decode(ids).replace("\ufffd", "").strip()
+        text = clean_transcript(trim_repeats(text), language)
         if result.no_speech_prob > 0.6 and result.scores and result.scores[0] < -1.0:
             text = ""  # Whisper's own rule: likely no speech and a low-confidence guess
         return Recognition(text, language, seconds, 0.0, float(result.no_speech_prob), full)
 
+    def _identify(self, encoded) -> str:  # noqa: ANN001 - ctranslate2 type
+        """The most probable language, among ``options.languages`` when those are given."""
+        detected = self._whisper.model.detect_language(encoded)[0]  # [(token, prob)], best first
+        allowed = self.options.languages
+        for token, _ in detected:
+            code = token[2:-2]
+            if not allowed or code in allowed:
+                return code
+        return allowed[0] if allowed else "en"
+
     def _prompt(self, tokenizer, prompt: str) -> list[int]:  # noqa: ANN001
-        context = " ".join(
-            p.strip() for p in (self.options.hotwords, self.options.initial_prompt, prompt) if p
+        # No prompt configured (``auto``): the identified language's own, e.g. the Chinese one
+        # that asks for simplified characters.
+        initial = self.options.initial_prompt or (
+            initial_prompt(tokenizer.language_code) if self.options.language is None else ""
         )
+        context = " ".join(p.strip() for p in (self.options.hotwords, initial, prompt) if p)
         tokens: list[int] = []
         if context:
             tokens = [tokenizer.sot_prev, *tokenizer.encode(" " + context)[-200:]]

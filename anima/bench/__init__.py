@@ -15,8 +15,9 @@ from anima.config import Settings
 _BENCHES: dict[str, tuple[str, str, dict[str, str]]] = {
     "render": ("render", "bench_render", {"frames": "frames"}),
     "brain": ("brain", "bench_brain", {"prompts": "prompts", "max_tokens": "max_tokens"}),
-    "lipsync": ("lipsync", "bench_lipsync", {"emotions": "!no_emotions"}),
-    "asr": ("asr", "bench_asr", {"reps": "reps"}),
+    "lipsync": ("lipsync", "bench_lipsync", {"emotions": "!no_emotions", "lang": "lang"}),
+    "asr": ("asr", "bench_asr", {"reps": "reps", "lang": "lang"}),
+    "tts": ("lang", "bench_tts_lang", {"lang": "lang", "reps": "reps"}),
     "live": (
         "live",
         "bench_live",
@@ -39,9 +40,20 @@ _BENCHES: dict[str, tuple[str, str, dict[str, str]]] = {
         {"turns": "turns", "backend": "backend", "baselines": "!no_baselines", "listen": "listen"},
     ),
     "quality": ("quality", "bench_quality", {}),
+    "face": ("face", "bench_face", {}),
     "wav2lip": ("wav2lip_cost", "bench_wav2lip", {"reps": "reps", "full": "!no_full"}),
     "memory": ("memory", "bench_memory", {"seconds": "seconds", "soak": "soak"}),
     "gpu": ("gpu", "bench_gpu", {"quick": "quick"}),
+    "cluster": (
+        "cluster",
+        "bench_cluster",
+        {
+            "workers": "workers",
+            "turns": "turns",
+            "max_sessions": "max_sessions",
+            "seconds": "seconds",
+        },
+    ),
     "load": (
         "load",
         "bench_load",

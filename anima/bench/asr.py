@@ -157,11 +157,21 @@ def _decode_table(voice: Voice, settings: Settings, count: int = 3) -> dict[str,
     return table
 
 
-def bench_asr(out: Path, settings: Settings, err: Console, reps: int = 5) -> int:
-    """Run the benchmark and write ``asr.json`` (and ``asr_latency.png``) into ``out``."""
+def bench_asr(
+    out: Path, settings: Settings, err: Console, reps: int = 5, lang: str | None = None
+) -> int:
+    """Run the benchmark and write ``asr.json`` (and ``asr_latency.png``) into ``out``.
+
+    With ``lang`` (``--lang zh``) the language pack's sentences and voices are measured
+    instead, by character error rate (:mod:`anima.bench.lang`).
+    """
+    if lang:
+        from anima.bench.lang import bench_asr_lang
+
+        return bench_asr_lang(out, settings, err, lang, reps=max(1, reps // 5))
     voice = load_voice(settings.voice.backend, model=settings.voice.model)
     recognizer = load_recognizer(settings.listen, settings.data_dir)
-    config = listener_config(settings.listen)
+    config = listener_config(settings.listen, settings.lang.code)
     results: dict[str, object] = {}
     raw: dict[str, list[dict[str, object]]] = {}
     with Progress(console=err, transient=True) as progress:

@@ -251,8 +251,17 @@ def _plot(out: Path, items, model: N.Audio2MouthModel, result: dict[str, object]
     plt.close(fig)
 
 
-def bench_lipsync(out: Path, settings: Settings, err: Console, emotions: bool = True) -> int:
-    """Run the held-out evaluation, cost and emotion examples; write ``lipsync.json``."""
+def bench_lipsync(
+    out: Path, settings: Settings, err: Console, emotions: bool = True, lang: str | None = None
+) -> int:
+    """Run the held-out evaluation, cost and emotion examples; write ``lipsync.json``.
+
+    With ``lang`` (``--lang zh``): the network on that language pack's voices instead.
+    """
+    if lang:
+        from anima.bench.lang import bench_lipsync_lang
+
+        return bench_lipsync_lang(out, settings, err, lang)
     out.mkdir(parents=True, exist_ok=True)
     model = N.Audio2MouthModel(threads=1)
     with err.status("synthesising held-out speech"):

@@ -35,43 +35,7 @@ from rich.console import Console
 
 from anima.bench.common import stats, write_result
 from anima.config import Settings
-
-# (in, out, kernel, stride, padding, residual) per conv, grouped in blocks (published sizes).
-_FACE = [
-    [(6, 16, 7, 1, 3, False)],
-    [(16, 32, 3, 2, 1, False), (32, 32, 3, 1, 1, True), (32, 32, 3, 1, 1, True)],
-    [(32, 64, 3, 2, 1, False)] + [(64, 64, 3, 1, 1, True)] * 3,
-    [(64, 128, 3, 2, 1, False)] + [(128, 128, 3, 1, 1, True)] * 2,
-    [(128, 256, 3, 2, 1, False)] + [(256, 256, 3, 1, 1, True)] * 2,
-    [(256, 512, 3, 2, 1, False), (512, 512, 3, 1, 1, True)],
-    [(512, 512, 3, 1, 0, False), (512, 512, 1, 1, 0, False)],
-]
-_AUDIO = [
-    (1, 32, 3, (1, 1), 1, False),
-    (32, 32, 3, (1, 1), 1, True),
-    (32, 32, 3, (1, 1), 1, True),
-    (32, 64, 3, (3, 1), 1, False),
-    (64, 64, 3, (1, 1), 1, True),
-    (64, 64, 3, (1, 1), 1, True),
-    (64, 128, 3, (3, 3), 1, False),
-    (128, 128, 3, (1, 1), 1, True),
-    (128, 128, 3, (1, 1), 1, True),
-    (128, 256, 3, (3, 2), 1, False),
-    (256, 256, 3, (1, 1), 1, True),
-    (256, 512, 3, (1, 1), 0, False),
-    (512, 512, 1, (1, 1), 0, False),
-]
-# Decoder blocks: (transposed conv (in, out, kernel, stride, padding, output_padding) or None
-# for the first 1x1 conv block, then the number of residual convs at ``out`` channels).
-_DECODER = [
-    (None, 0),
-    ((1024, 512, 3, 1, 0, 0), 1),
-    ((1024, 512, 3, 2, 1, 1), 2),
-    ((768, 384, 3, 2, 1, 1), 2),
-    ((512, 256, 3, 2, 1, 1), 2),
-    ((320, 128, 3, 2, 1, 1), 2),
-    ((160, 64, 3, 2, 1, 1), 2),
-]
+from anima.render.wav2lip_blocks import AUDIO_ENCODER, DECODER, FACE_ENCODER
 
 
 class _Graph:
@@ -147,12 +111,12 @@ def build_generator(size: int = 96, seed: int = 0) -> bytes:
     g = _Graph(seed)
     x = "face"
     feats = []
-    for block in _FACE:
+    for block in FACE_ENCODER:
         for cin, cout, k, s, p, res in block:
             x = g.conv(x, cin, cout, k, s, p, res)
         feats.append(x)
     a = "mel"
-    for cin, cout, k, s, p, res in _AUDIO:
+    for cin, cout, k, s, p, res in AUDIO_ENCODER:
         a = g.conv(a, cin, cout, k, s, p, res)
     # Fully convolutional beyond 96 px: the 1x1 audio embedding is tiled over the bottleneck.
     bottleneck = size // 32 - 2
@@ -165,7 +129,7 @@ def build_generator(size: int = 96, seed: int = 0) -> bytes:
         )
         a = g.op("Expand", [a, shape])
     x = a
-    for (tconv, nres), skip in zip(_DECODER, reversed(feats), strict=True):
+    for (tconv, nres), skip in zip(DECODER, reversed(feats), strict=True):
         if tconv is None:
             x = g.conv(x, 512, 512, 1, 1, 0, False)
         else:

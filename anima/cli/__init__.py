@@ -33,6 +33,9 @@ COMMANDS = (
     "kiosk",
     "drive",
     "serve",
+    "worker",
+    "gateway",
+    "deploy",
     "bench",
 )
 
@@ -44,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="TOML settings file (also $ANIMA_CONFIG)")
     p.add_argument("--data-dir", type=Path, help="where avatars are stored (also $ANIMA_DATA_DIR)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    p.add_argument("--lang", help="language pack: en, zh (Mandarin) or auto; sets persona.language")
     sub = p.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         _command(name).add_parser(sub)
@@ -60,10 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+        overrides: dict[str, object] = {"data_dir": args.data_dir} if args.data_dir else {}
+        if args.lang:
+            overrides["persona"] = {"language": args.lang}
         settings = Settings.load(args.config, **overrides)
     except ValueError as exc:
-        return _fail(f"bad settings: {exc}")
+        return _fail(f"bad settings: {_one_line(exc)}")
     logging.basicConfig(
         level="INFO" if args.verbose else settings.log_level,
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
@@ -87,6 +93,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _command(args.command).run(args, settings, err)
     except USER_ERRORS as exc:
         return _fail(str(exc))
+
+
+def _one_line(exc: ValueError) -> str:
+    """A settings error in one line (pydantic's own message spans several)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return "; ".join(
+            ".".join(map(str, e.get("loc", ())))
+            + (": " if e.get("loc") else "")
+            + str(e.get("msg", "")).removeprefix("Value error, ")
+            for e in errors()
+        )
+    return str(exc)
 
 
 def _fail(message: str) -> int:

@@ -18,7 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """The ``avatar`` sub-command's arguments."""
     avatar = sub.add_parser("avatar", help="manage prepared avatars")
     asub = avatar.add_subparsers(dest="avatar_command", required=True)
-    add = asub.add_parser("add", help="prepare an avatar from a portrait photo")
+    add = asub.add_parser(
+        "add", help="prepare an avatar from a portrait photo or a 5-60 s video of the person"
+    )
     add.add_argument("photo", type=Path)
     add.add_argument("--name", required=True)
     add.add_argument("--replace", action="store_true", help="overwrite an avatar of the same name")
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Add, list or remove an avatar; exit code 0."""
     from anima.cli.common import limits
     from anima.render.avatar import AvatarStore, Consent, prepare_avatar, read_photo
+    from anima.render.video_avatar import VIDEO_SUFFIXES, add_video_avatar
 
     store = AvatarStore(settings.avatar_dir)
     if args.avatar_command == "list":
@@ -48,8 +51,21 @@ def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
         return 0
     started = time.perf_counter()
     r = settings.render
+    consent = Consent.now(args.consent_by) if args.consent_by is not None else None
+    if args.photo.suffix.lower() in VIDEO_SUFFIXES:
+        with err.status("finding the face on every frame…"):
+            _, folder = add_video_avatar(
+                store,
+                args.photo,
+                args.name,
+                size=r.size,
+                margin=r.face_margin,
+                replace=args.replace,
+                consent=consent,
+            )
+        err.print(f"avatar {args.name!r} ready in {folder} ({time.perf_counter() - started:.1f} s)")
+        return 0
     with err.status("finding the face…"):
-        consent = Consent.now(args.consent_by) if args.consent_by is not None else None
         avatar = prepare_avatar(
             read_photo(args.photo, limits(settings)),
             args.name,

@@ -22,6 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     br.add_argument("--frames", type=int, default=250, help="frames to render for the fps figure")
+    bf = bsub.add_parser(
+        "face", help="viseme sheets, 10 s clip, cost and lip-sync: main's renderer vs this one"
+    )
+    bf.add_argument(
+        "--out", type=Path, default=Path("bench/results"), help="folder for JSON, PNGs and MP4s"
+    )
     bb = bsub.add_parser("brain", help="embedded GGUF: time to first phrase and tokens/s")
     bb.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bb.add_argument("--prompts", type=int, default=10, help="questions per pass (cold, warm)")
@@ -40,11 +46,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     bls.add_argument("--no-emotions", action="store_true", help="skip the emotion examples")
+    bls.add_argument(
+        "--lang",
+        default=argparse.SUPPRESS,
+        help="the network on a language pack's voices (zh: Mandarin) vs English",
+    )
     ba = bsub.add_parser("asr", help="end-of-speech to final transcript latency and RTF")
     ba.add_argument(
         "--out", type=Path, default=Path("bench/results"), help="folder for JSON and PNGs"
     )
     ba.add_argument("--reps", type=int, default=5, help="utterances per length (2, 5, 10 s)")
+    ba.add_argument(  # SUPPRESS: not given here, the top-level --lang stays
+        "--lang",
+        default=argparse.SUPPRESS,
+        help="measure a language pack instead (zh: CER on two Mandarin voices)",
+    )
+    btt = bsub.add_parser("tts", help="first-chunk time and real-time factor of a pack's voices")
+    btt.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    btt.add_argument(
+        "--lang", default=argparse.SUPPRESS, help="language pack whose voices to measure"
+    )
+    btt.add_argument("--reps", type=int, default=1, help="passes over the pack's sentences")
     bk = bsub.add_parser("sdk", help="SDK sessions per core (params vs video) and reply latency")
     bk.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bk.add_argument("--seconds", type=float, default=8.0, help="length of each load run")
@@ -83,6 +105,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bg = bsub.add_parser("gpu", help="ASR, batched neural mouth and NVENC on the set device")
     bg.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
     bg.add_argument("--quick", action="store_true", help="few repetitions, small sizes")
+    bcl = bsub.add_parser("cluster", help="1..3 workers on NATS: sessions, latency, overhead")
+    bcl.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for JSON")
+    bcl.add_argument("--workers", type=int, default=3, help="measure 1..this many workers")
+    bcl.add_argument("--turns", type=int, default=8, help="spoken questions per worker count")
+    bcl.add_argument("--max-sessions", type=int, default=4, help="slots per worker")
+    bcl.add_argument("--seconds", type=float, default=8.0, help="length of each sweep step")
     brp = bsub.add_parser("report", help="Markdown table and PNG plots of bench/results/*.json")
     brp.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
 

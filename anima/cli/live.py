@@ -22,12 +22,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from anima.config import Settings
-    from anima.live.controller import ShowController
     from anima.live.show import LiveShow, ShowReport
 
 log = logging.getLogger(__name__)
-
-HELP = "commands: say TEXT | queue TEXT | interrupt | clear | pause | resume | comment USER: TEXT | status | stop"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,76 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     live.add_argument("--no-console", action="store_true", help="do not read commands from stdin")
 
 
-async def console(
-    controller: ShowController, lines: asyncio.Queue[str | None], err: Console
-) -> None:
-    """Apply operator commands as they are typed; bad ones get one line, never stop the show."""
-    from anima.live.controller import ShowError
-
-    while (line := await lines.get()) is not None:
-        verb, _, rest = line.strip().partition(" ")
-        verb = verb.lower()
-        try:
-            if not verb:
-                continue
-            if verb == "say":
-                await controller.say(rest)
-            elif verb == "queue":
-                await controller.queue(rest)
-            elif verb == "interrupt":
-                await controller.interrupt()
-            elif verb == "clear":
-                await controller.interrupt(clear=True)
-            elif verb == "pause":
-                await controller.pause()
-            elif verb == "resume":
-                controller.resume()
-            elif verb == "comment":
-                user, sep, text = rest.partition(":")
-                verdict = controller.comment(user if sep else "viewer", text if sep else rest)
-                if not verdict.accepted:
-                    err.print(f"comment refused: {verdict.reason}")
-            elif verb == "status":
-                err.print(controller.status())
-            elif verb in {"stop", "quit", "exit"}:
-                await controller.stop()
-                return
-            else:
-                err.print(f"unknown command {verb!r}; {HELP}")
-        except ShowError as exc:
-            err.print(f"error: {exc}")
-
-
-def _stdin_reader(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]) -> None:
-    for line in sys.stdin:
-        loop.call_soon_threadsafe(lines.put_nowait, line)
-    loop.call_soon_threadsafe(lines.put_nowait, None)
-
-
-def _responder(settings: Settings):
-    """The brain answering comments, and its safety check for moderating them."""
-    from anima.dialogue.agent import build_agent
-    from anima.dialogue.safety import InputModerator, detect_injection
-
-    agent = build_agent(settings, session_id="live")
-    moderator = InputModerator(
-        settings.safety.blocked_input, settings.safety.blocked_input_patterns
-    )
-
-    def moderate(text: str) -> str | None:
-        return moderator.check(text) or detect_injection(text)
-
-    def respond(comment):
-        return agent.respond(comment.text, user_id=f"live:{comment.user}")
-
-    return agent, respond, moderate
-
-
 def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Run ``anima live``; user errors raise ValueError (one line, exit 2)."""
     from anima.cli.common import resolve_avatar
     from anima.live.script import load_script
-    from anima.live.wiring import build_show, make_outputs
+    from anima.live.wiring import build_show, comment_responder, make_outputs
     from anima.tts import load_voice
 
     if args.seed is not None:
@@ -147,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     )
     agent, responder, moderate = (None, None, None)
     if args.answer_comments:
-        agent, responder, moderate = _responder(settings)
+        agent, responder, moderate = comment_responder(settings)
     show, hub = build_show(
         settings, avatar, voice, outputs, realtime=realtime, responder=responder, moderate=moderate
     )
@@ -166,11 +98,13 @@ def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
 async def _broadcast(
     show: LiveShow, args: argparse.Namespace, realtime: bool, err: Console
 ) -> ShowReport:
+    from anima.live.console import HELP, console, stdin_reader
+
     tasks = []
     if realtime and not args.no_console:
         lines: asyncio.Queue[str | None] = asyncio.Queue()
         threading.Thread(
-            target=_stdin_reader, args=(asyncio.get_running_loop(), lines), daemon=True
+            target=stdin_reader, args=(asyncio.get_running_loop(), lines), daemon=True
         ).start()
         tasks.append(asyncio.create_task(console(show.controller, lines, err)))
         err.print(f"on air; {HELP}")

@@ -13,16 +13,13 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 # Only argparse at import time: ``anima --help`` must not load PyAV or the recogniser.
 if TYPE_CHECKING:
-    import numpy as np
     from rich.console import Console
 
-    from anima.asr import Final, Listener
     from anima.config import Settings
 
 
@@ -35,61 +32,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--language", help="language code (multilingual models)")
 
 
-def decode_file(path: Path) -> Iterator[np.ndarray]:
-    """16 kHz mono int16 blocks of the first audio stream of ``path``."""
-    import av
-
-    from anima.asr.audio import RATE, AudioError
-
-    if not path.is_file():
-        raise AudioError(f"no such file: {path}")
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise AudioError(f"cannot read {path}: not an audio file FFmpeg understands") from exc
-    with container:
-        if not container.streams.audio:
-            raise AudioError(f"{path} has no audio stream")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    yield out.to_ndarray().reshape(-1)
-            for out in resampler.resample(None):
-                yield out.to_ndarray().reshape(-1)
-        except av.error.FFmpegError as exc:
-            raise AudioError(f"{path} is damaged: {exc}") from exc
-
-
-async def transcribe_file(path: Path, listener: Listener) -> list[Final]:
-    """Every final utterance of ``path``, in order."""
-    import numpy as np
-
-    from anima.asr import Final
-    from anima.asr.audio import RATE
-
-    chunk = RATE // 50  # 20 ms, the usual size of a live audio frame
-    finals: list[Final] = []
-    pending = np.zeros(0, np.int16)
-    for block in decode_file(path):
-        pending = np.concatenate([pending, block])
-        n = len(pending) // chunk * chunk
-        for i in range(0, n, chunk):
-            events = await listener.feed(pending[i : i + chunk], RATE)
-            if listener.deciding:
-                # Faster than real time, the pause would be over before its decode is: wait
-                # for it, so endpoints fall as on a live stream (and do not depend on CPU speed).
-                events += await listener.drain()
-            finals.extend(e for e in events if isinstance(e, Final))
-        pending = pending[n:]
-    if len(pending):
-        events = await listener.feed(pending, RATE)
-        finals.extend(e for e in events if isinstance(e, Final))
-    finals.extend(e for e in await listener.flush() if isinstance(e, Final))
-    return finals
-
-
 def _clock(seconds: float) -> str:
     minutes, sec = divmod(seconds, 60)
     return f"{int(minutes)}:{sec:05.2f}"
@@ -99,6 +41,7 @@ def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     """Transcribe each file; a file that fails is reported and the others still run."""
     from anima.asr import Listener, listener_config, load_recognizer
     from anima.asr.audio import AudioError
+    from anima.asr.recording import transcribe_file
 
     if args.model:
         settings.listen.model = args.model
@@ -106,7 +49,7 @@ def run(args: argparse.Namespace, settings: Settings, err: Console) -> int:
         settings.listen.language = args.language
     with err.status("loading the speech recogniser…"):
         recognizer = load_recognizer(settings.listen, settings.data_dir)
-    config = listener_config(settings.listen)
+    config = listener_config(settings.listen, settings.lang.code)
     failed = 0
     for name in args.files:
         path = Path(name).expanduser()

@@ -33,6 +33,16 @@ _CONTEXT_LINES = (
 )
 
 
+def language_name(language: str) -> str:
+    """How the prompt names the persona's language (``zh`` -> Simplified Chinese (Mandarin))."""
+    from anima.lang import LanguageError, get_pack
+
+    try:
+        return get_pack(language).prompt_name
+    except LanguageError as exc:
+        raise PersonaError(str(exc)) from None
+
+
 class PersonaError(ValueError):
     """The persona file cannot be read or has bad values; the message says which."""
 
@@ -73,6 +83,7 @@ class Persona:
             settings = _with_file(settings, Path(settings.file))
         values = settings.model_dump(exclude={"file"})
         values["never"] = tuple(values["never"])
+        values["language"] = language_name(values["language"])
         subst = _Keep(name=values["name"], role=values["role"])
         for key, value in values.items():
             if isinstance(value, str):

@@ -131,7 +131,37 @@ def iban_ok(iban: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def cn_id_ok(number: str) -> bool:
+    """True for a valid 18-character Chinese resident ID (GB 11643, ISO 7064 MOD 11-2 check).
+
+    The 17 digits are weighted 2^(17-i) mod 11; the check character is (12 - sum mod 11) mod 11,
+    written X for 10. The birth date in places 7-14 must be a plausible date too.
+    """
+    s = number.upper()
+    if not re.fullmatch(r"\d{17}[\dX]", s):
+        return False
+    month, day = int(s[10:12]), int(s[12:14])
+    if not (1 <= month <= 12 and 1 <= day <= 31 and 1900 <= int(s[6:10]) <= 2100):
+        return False
+    check = (12 - sum(int(c) * w for c, w in zip(s[:17], _ID_WEIGHTS, strict=True)) % 11) % 11
+    return s[17] == ("X" if check == 10 else str(check))
+
+
+# Chinese numbers sit right next to characters (身份证号110101…), which count as word
+# characters, so these rules look only for a digit (or Latin letter) boundary.
+_NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
+_NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
+
 _PII_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("cn_id", re.compile(_NOT_ALNUM_BEFORE + r"\d{6} ?\d{8} ?\d{3}[\dXx]" + _NOT_ALNUM_AFTER)),
+    (
+        "phone",  # mainland mobile numbers, with or without +86
+        re.compile(r"(?<![0-9A-Za-z+])(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d){8}" + _NOT_ALNUM_AFTER),
+    ),
+    ("card", re.compile(_NOT_ALNUM_BEFORE + r"\d(?:[ -]?\d){12,18}" + _NOT_ALNUM_AFTER)),
     ("card", re.compile(r"(?<![\w+])\d(?:[ -]?\d){12,18}(?!\w)")),
     ("iban", re.compile(r"(?<!\w)[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?!\w)")),
     ("id", re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")),  # US SSN style
@@ -144,6 +174,7 @@ _PII_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 PII_PLACEHOLDERS = {
+    "cn_id": "[ID number hidden]",
     "card": "[card number hidden]",
     "iban": "[account number hidden]",
     "id": "[ID number hidden]",
@@ -156,6 +187,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./-]\d{2}[./-]\d{4}")
 
 def _valid(kind: str, found: str) -> bool:
     digits = re.sub(r"\D", "", found)
+    if kind == "cn_id":
+        return cn_id_ok(re.sub(r"\s", "", found))
     if kind == "card":
         return 13 <= len(digits) <= 19 and luhn_ok(digits)
     if kind == "iban":
@@ -211,9 +244,17 @@ class PiiMasker:
         for kind, found in self.find(text):
             if _key(kind, found) in self._allow:
                 continue
-            text = text.replace(found, PII_PLACEHOLDERS[kind], 1)
+            text = text.replace(found, _placeholder(kind, text), 1)
             kinds.append(kind)
         return text, kinds
+
+
+def _placeholder(kind: str, text: str) -> str:
+    """The spoken placeholder in the language the text is written in (its pack's ``pii``)."""
+    from anima.lang import pack_for_text, packs
+
+    pack = pack_for_text(text, [p for p in packs().values() if not p.members])
+    return pack.pii.get(kind) or PII_PLACEHOLDERS[kind]
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ class Engine:
         from anima.asr.vad import shared_model
 
         self._recognizer = load_recognizer(s.listen, s.data_dir)
-        self._listener_config = listener_config(s.listen)
+        self._listener_config = listener_config(s.listen, s.lang.code)
         shared_model()
         progress("brain")
         self._load_brain()
@@ -274,14 +274,14 @@ class Engine:
         """
         import copy
 
-        from anima.render.animator import FaceAnimator
         from anima.render.idle import IdleMotion
+        from anima.render.video_avatar import animator_for
 
         avatar = await self.avatar(spec)
         r = self.settings.render
         proto = self._animators.get(id(avatar))
         if proto is None or proto.avatar is not avatar:
-            proto = await run_blocking(FaceAnimator.from_settings, avatar, r)
+            proto = await run_blocking(animator_for, avatar, r)
             if len(self._animators) >= 8:  # bounded: forget the oldest
                 self._animators.pop(next(iter(self._animators)))
             self._animators[id(avatar)] = proto

@@ -200,10 +200,10 @@ class TurnTaking:
     async def _on_listen(self, ev: Any) -> None:
         if isinstance(ev, Partial):
             t = ev.transcript
-            self._event(TranscriptEvent(t.text, False, t.start, t.end))
+            self._event(TranscriptEvent(t.text, False, t.start, t.end, t.language))
         elif isinstance(ev, Final):
             t, m = ev.transcript, ev.metrics
-            self._event(TranscriptEvent(t.text, True, t.start, t.end))
+            self._event(TranscriptEvent(t.text, True, t.start, t.end, t.language))
             if not t.text.strip():
                 return
             await self._interrupt_if_busy("user")

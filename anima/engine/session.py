@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import secrets
 import threading
 from collections import deque
@@ -34,9 +33,7 @@ from anima.engine.faults import Faults
 from anima.engine.listening import TurnTaking
 from anima.engine.output import Job, OnAir, Outbox, SessionAir
 from anima.engine.speaking import Speaking
-from anima.frames import (
-    MediaClock,
-)
+from anima.frames import MediaClock
 from anima.lipsync.stage import LipSyncStage
 from anima.pipeline import Clock, MonotonicClock, Pipeline, cancel_and_wait, run_blocking
 from anima.tts.stage import Captions, SpeechStage
@@ -44,8 +41,6 @@ from anima.tts.stage import Captions, SpeechStage
 if TYPE_CHECKING:
     from anima.engine import Engine
     from anima.render.avatar import Avatar
-
-log = logging.getLogger(__name__)
 
 Media = Literal["video", "params", "events"]
 Listening = Literal["always", "ptt"]

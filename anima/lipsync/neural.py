@@ -245,6 +245,43 @@ def is_speaking(params: np.ndarray) -> np.ndarray:
     return (params[:, 0] > 0.08) | (params[:, 3] > 0.6)
 
 
+class PauseBridge:
+    """Keeps the lips moving through short pauses inside speech, as a speaker's do.
+
+    The network lets the mouth fall to rest whenever the voice stops; in a 0.5-0.9 s pause
+    between phrases a person's lips keep moving (they relax slowly, part and prepare the next
+    word). For up to ``hold`` seconds after speech the jaw eases down to a slightly parted
+    level with a small syllable-rate motion fading out, and the frames count as speaking.
+    Causal: it only looks back, so it adds no delay.
+    """
+
+    def __init__(self, fps: float, hold: float = 0.9) -> None:
+        self._fps = fps
+        self._hold = hold
+        self._since = hold  # seconds since the last speaking frame
+        self._last = np.zeros(4, np.float32)
+
+    def apply(self, params: np.ndarray, speaking: np.ndarray) -> np.ndarray:
+        """Bridge ``params`` (frames, 4) in place where not ``speaking``; updates ``speaking``."""
+        for i in range(len(params)):
+            if speaking[i]:
+                self._since = 0.0
+                self._last = params[i].copy()
+                continue
+            self._since += 1.0 / self._fps
+            if self._since >= self._hold:
+                continue
+            u = self._since / self._hold
+            fade = 0.5 * (1 + np.cos(np.pi * u))  # 1 -> 0 over the hold
+            wobble = 0.5 * (1 - np.cos(2 * np.pi * 3.5 * self._since))  # ~3.5 syllables/s
+            jaw = fade * (0.1 + 0.12 * wobble) + (1 - fade) * params[i, 0]
+            params[i, 0] = max(float(params[i, 0]), min(jaw, float(self._last[0]) + 0.1))
+            params[i, 1:3] = fade * self._last[1:3] + (1 - fade) * params[i, 1:3]
+            params[i, 3] = min(float(params[i, 3]), 0.3)
+            speaking[i] = u < 0.8
+        return params
+
+
 class NeuralLipSync:
     """The :class:`~anima.lipsync.LipSync` protocol for bare audio: phoneme timings are ignored.
 
@@ -262,6 +299,7 @@ class NeuralLipSync:
         self._origin = 0.0  # clock time (s) of model frame 0
         self._frames = np.zeros((0, 4), np.float32)  # completed model frames from _base on
         self._base = 0
+        self._bridge: PauseBridge | None = None
 
     def shapes(
         self, chunk: SpeechChunk, start_sample: int, clock: MediaClock
@@ -288,6 +326,9 @@ class NeuralLipSync:
         keep = min(max(0, int(k.max()) - 1), len(self._frames))
         self._frames, self._base = self._frames[keep:], self._base + keep
         speaking = is_speaking(params)
+        if self._bridge is None:
+            self._bridge = PauseBridge(clock.fps)
+        params = self._bridge.apply(params.copy(), speaking)
         return [
             (int(i), MouthShape(*map(float, p)), bool(s))
             for i, p, s in zip(range(first, last), np.clip(params, 0, 1), speaking, strict=True)
@@ -297,6 +338,7 @@ class NeuralLipSync:
         """A new stream whose model frames sit on the clock's frame grid."""
         self._stream.reset()
         self._clock = clock
+        self._bridge = None
         start = start_sample / clock.sample_rate
         frame0 = clock.frames_for_samples(start_sample) - 1
         self._origin = max(frame0, 0) / clock.fps if frame0 >= 0 else 0.0

@@ -54,8 +54,8 @@ _PHONEME_CLASSES = {
     "TH": "θð",
     "TDN": "tdnɾɗʈɖɳ",
     "SZ": "szɕʑ",
-    "SH": "ʃʒ",
-    "KG": "kgɡŋxɣqʔ",
+    "SH": "ʃʒʂʐ",  # Mandarin retroflex zh ch sh r too
+    "KG": "kgɡŋxɣqʔχ",
     "H": "hɦ",
     "R": "ɹrʁɻ",
     "W": "wʍ",
@@ -64,11 +64,11 @@ _PHONEME_CLASSES = {
     "AA": "aɑɐɒ",
     "AE": "æ",
     "EH": "eɛ",
-    "IY": "iɪɨy",
-    "AH": "əʌɜᵻ",
+    "IY": "iɪɨ",
+    "AH": "əʌɜᵻɤ",  # Mandarin e (ɤ): mid, unrounded
     "ER": "ɚɝ",
     "AO": "oɔøœ",
-    "UW": "uʊɯ",
+    "UW": "uʊɯy",  # y is rounded (Mandarin ü, German ü): lips as for u
 }
 _BY_CHAR = {ch: _VISEMES[name] for name, chars in _PHONEME_CLASSES.items() for ch in chars}
 

@@ -8,6 +8,7 @@ the bottom centre with feathered edges, like an anchor in front of a set.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,12 +46,29 @@ def _layer(rgba: np.ndarray, y: int, x: int) -> Layer:
     return Layer(y, x, rgba[..., :3].astype(np.float32) * a, 1.0 - a)
 
 
+# Fonts with Chinese glyphs (Debian: fonts-wqy-microhei, fonts-noto-cjk), tried first for text
+# with CJK characters; DejaVu has none and would draw boxes for 字幕 and the AI生成 label.
+_CJK_FONTS = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+)
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]")
+
+
+def _font_for(text: str, px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A font that has glyphs for ``text`` (a CJK one when it holds Chinese characters)."""
+    return _font(px, cjk=bool(_CJK.search(text)))
+
+
 @lru_cache(maxsize=8)
-def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for path in (
+def _font(px: int, cjk: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    latin = (
         "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    ):
+    )
+    for path in (*_CJK_FONTS, *latin) if cjk else latin:
         if Path(path).exists():
             return ImageFont.truetype(path, px)
     return ImageFont.load_default(size=px)  # Pillow's embedded font (Pillow >= 10.1)
@@ -68,7 +86,7 @@ def read_image(path: Path, *, alpha: bool) -> np.ndarray:
 def label_layer(text: str, width: int, height: int) -> Layer:
     """A small dark pill with ``text``, top-left: the disclosure that the host is synthetic."""
     px = max(10, round(height * 0.032))
-    font = _font(px)
+    font = _font_for(text, px)
     left, top, right, bottom = font.getbbox(text)
     pad = px // 2
     w, h = right - left + 2 * pad, bottom - top + 2 * pad
@@ -94,12 +112,18 @@ def logo_layer(rgba: np.ndarray, width: int, height: int) -> Layer:
 def subtitle_layer(text: str, width: int, height: int) -> Layer:
     """A lower-third band with ``text`` wrapped to at most two lines (ellipsis beyond)."""
     px = max(10, round(height * 0.042))
-    font = _font(px)
-    avg = max(1.0, font.getlength("abcdefghijklmnopqrstuvwxyz") / 26)
+    font = _font_for(text, px)
+    # The text's own average width: a Chinese character is about twice a Latin letter.
+    sample = text.replace(" ", "") or "abcdefghijklmnopqrstuvwxyz"
+    avg = max(1.0, font.getlength(sample) / len(sample))
     chars = max(8, int(width * 0.9 / avg))
     lines = textwrap.wrap(text, chars) or [""]
     if len(lines) > 2:
-        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), chars, placeholder=" …")]
+        rest = " ".join(lines[1:])
+        short = textwrap.shorten(rest, chars, placeholder=" …")
+        if short.strip() == "…":  # no spaces to cut at (Chinese): cut at a character
+            short = rest[: chars - 1] + "…"
+        lines = [lines[0], short]
     spacing = px // 3
     band_h = len(lines) * px + (len(lines) - 1) * spacing + px
     im = Image.new("RGBA", (width, band_h), (0, 0, 0, 140))

@@ -140,3 +140,22 @@ def build_show(
         max_chars=settings.limits.max_text_chars,
     )
     return show, hub
+
+
+def comment_responder(settings: Settings):
+    """The brain answering comments, and its safety check for moderating them."""
+    from anima.dialogue.agent import build_agent
+    from anima.dialogue.safety import InputModerator, detect_injection
+
+    agent = build_agent(settings, session_id="live")
+    moderator = InputModerator(
+        settings.safety.blocked_input, settings.safety.blocked_input_patterns
+    )
+
+    def moderate(text: str) -> str | None:
+        return moderator.check(text) or detect_injection(text)
+
+    def respond(comment):
+        return agent.respond(comment.text, user_id=f"live:{comment.user}")
+
+    return agent, respond, moderate

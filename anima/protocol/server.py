@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter, Gauge
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from anima.engine import Engine, EngineBusy, Session
 from anima.events import ErrorEvent, FaceParams
@@ -70,6 +72,7 @@ class ProtocolServer:
             max_size=limit * _HARD_LIMIT_FACTOR,
             max_queue=16,
             compression=None,  # media is already compressed; permessage-deflate costs CPU
+            process_response=json_refusal,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -368,6 +371,31 @@ def encode_jpeg(image: np.ndarray, quality: int = 80) -> bytes:
     if not ok:
         raise ValueError("JPEG encoding failed")
     return buf.tobytes()
+
+
+def json_refusal(
+    connection: ServerConnection, request: Request, response: Response
+) -> Response | None:
+    """A refused handshake (a plain HTTP request, a bad upgrade, shutting down) as JSON.
+
+    The same body as ``anima serve``'s errors, ``{"error": code, "message": one line}``,
+    instead of websockets' plain text; the status and its headers (``Upgrade``) are kept.
+    """
+    if response.status_code < 400:
+        return None
+    codes = {426: "upgrade_required", 500: "internal", 503: "busy"}
+    text = bytes(response.body).decode("utf-8", "replace").strip().splitlines()
+    message = " ".join(text) or response.reason_phrase
+    body = json.dumps({"error": codes.get(response.status_code, "bad_request"), "message": message})
+    headers = Headers(
+        [(k, v) for k, v in response.headers.raw_items() if k.lower() not in _BODY_HEADERS]
+    )
+    headers["Content-Type"] = "application/json"
+    headers["Content-Length"] = str(len(body.encode()))
+    return Response(response.status_code, response.reason_phrase, headers, body.encode())
+
+
+_BODY_HEADERS = {"content-type", "content-length"}
 
 
 def _close_code(code: str) -> int:

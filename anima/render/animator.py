@@ -28,12 +28,9 @@ from anima.render.avatar import Avatar
 from anima.render.expression import add_smile, build_upper_face, warp_upper
 from anima.render.eyelids import Eyelids
 from anima.render.idle import HeadPose, IdleMotion
+from anima.render.mouth_interior import fill_opening, paint_interior, teeth_colour
+from anima.render.prosody import Prosody
 from anima.render.rig import Region, build_rig
-
-_CAVITY = np.array([52, 16, 20], np.float32)
-_CAVITY_DEEP = np.array([22, 6, 8], np.float32)
-_TONGUE = np.array([150, 62, 66], np.float32)
-_TEETH = np.array([214, 204, 190], np.float32)
 
 
 class FaceAnimator:
@@ -58,12 +55,21 @@ class FaceAnimator:
         self.expression = ExpressionBlend(fps)
         self._gaze_amount = min(1.0, head_motion)
         self.idle = IdleMotion(seed, blink_interval, head_motion)
+        self.prosody = Prosody(fps)
         self._image = avatar.image.astype(np.uint8)
         self._canvas = self._image.copy()
         self._talk = 0.0
         self._face_centre = avatar.landmarks.mean(axis=0)
         self.eyelids = Eyelids(self._image, avatar.landmarks)
         self._grid = _grid(self.rig.mouth)
+        lm = avatar.landmarks
+        upper = lm[list(F.LIPS_UPPER_INNER)]
+        lower = lm[[F.INNER_CORNERS[0], *F.LIPS_LOWER_INNER, F.INNER_CORNERS[1]]]
+        self._teeth = teeth_colour(self._image, upper, lower, self.rig.mouth_width)
+        # The photo's own teeth would show as a pale seam once the base warp closes the lips.
+        self._image = fill_opening(self._image, upper, lower)
+        self._canvas = self._image.copy()
+        self._mouth_canvas = self._image.copy()
 
     @classmethod
     def from_settings(cls, avatar: Avatar, render: RenderSettings) -> FaceAnimator:
@@ -98,10 +104,21 @@ class FaceAnimator:
         # Narrowed eyes (a smile, sadness) are a partly lowered lid; blinks close the rest.
         squint = 0.5 * max(0.0, -expr.eye_open)
         self.eyelids.apply(canvas, squint + (1.0 - squint) * self.idle.blink(t))
+        stress = self.prosody.step(float(shape.jaw_open), speaking)
+        if self.prosody.mid_word:
+            self.idle.defer_blink(t, 1.0 / self.fps)
+        if self.prosody.sentence_ended:
+            self.idle.look_at_viewer(t)
         gx, gy = self.idle.gaze(t)
         g = self._gaze_amount
         upper = np.array(
-            [expr.brow_raise, expr.brow_inner, max(0.0, expr.eye_open), g * gx, g * gy]
+            [
+                expr.brow_raise + 0.35 * stress,
+                expr.brow_inner,
+                max(0.0, expr.eye_open),
+                g * gx,
+                g * gy,
+            ]
         )
         if np.abs(upper).max() > 1e-3:
             warp_upper(self.upper, upper, canvas)
@@ -111,13 +128,41 @@ class FaceAnimator:
         )
         pose = self.idle.pose(t, self.size, self._talk * expr.nod)
         pose = replace(
-            pose, roll=pose.roll + expr.tilt, dy=pose.dy + expr.head_down * 0.01 * self.size
+            pose,
+            roll=pose.roll + expr.tilt,
+            dy=pose.dy + (expr.head_down + 0.5 * stress * expr.nod) * 0.01 * self.size,
         )
         return self._frame(canvas, pose)
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _warp(self, region: Region, params: np.ndarray, canvas: np.ndarray) -> None:
+    def mouth_on(
+        self, image: np.ndarray, shape: MouthShape, rect: tuple[int, int, int, int] | None = None
+    ) -> np.ndarray:
+        """``image`` (aligned to this avatar's face, work size) with the mouth ``shape`` drawn.
+
+        For video avatars: each clip frame brings its own face; jaw, lips and the mouth's
+        inside are this avatar's rig applied to it. Expression and head motion are not applied.
+        ``rect`` limits the copy of ``image`` to the part that matters (x0, y0, x1, y1).
+        """
+        params = np.append(_effective(shape), np.float32(0.0))
+        if rect is None:
+            canvas = image.copy()
+        else:
+            canvas = self._mouth_canvas
+            x0, y0, x1, y1 = rect
+            canvas[y0:y1, x0:x1] = image[y0:y1, x0:x1]
+        self._warp(self.rig.mouth, params, canvas, image)
+        self._paint_mouth(params, canvas)
+        return canvas
+
+    def _warp(
+        self,
+        region: Region,
+        params: np.ndarray,
+        canvas: np.ndarray,
+        source: np.ndarray | None = None,
+    ) -> None:
         """Backward-warp ``region`` of the photo into ``canvas``; one fixed-point refinement."""
         disp = region.base + np.tensordot(params.astype(np.float32), region.fields, axes=1)
         gx, gy = self._grid
@@ -128,77 +173,18 @@ class FaceAnimator:
         )
         sx, sy = gx - local[..., 0], gy - local[..., 1]
         canvas[region.y0 : region.y1, region.x0 : region.x1] = cv2.remap(
-            self._image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            self._image if source is None else source,
+            sx,
+            sy,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
         )
 
     def _paint_mouth(self, params: np.ndarray, canvas: np.ndarray) -> None:
         lm = self.rig.landmarks_for(self.avatar.landmarks, params)
         upper = lm[list(F.LIPS_UPPER_INNER)]
         lower = lm[[F.INNER_CORNERS[0], *F.LIPS_LOWER_INNER, F.INNER_CORNERS[1]]]
-        gaps = lower[:, 1] - upper[:, 1]
-        s = self.rig.mouth_width
-        if gaps.max() < 0.01 * s:
-            return
-        poly = np.vstack([upper, lower[::-1]])
-        pad = 3
-        x0, y0 = np.floor(poly.min(0)).astype(int) - pad
-        x1, y1 = np.ceil(poly.max(0)).astype(int) + pad
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, canvas.shape[1]), min(y1, canvas.shape[0])
-        if x1 <= x0 or y1 <= y0:
-            return
-        h, w = y1 - y0, x1 - x0
-        off = np.array([x0, y0])
-        # Soft edge: lips do not end in a hard line.
-        mask = cv2.GaussianBlur(_fill(poly - off, (h, w)), (0, 0), max(0.6, 0.012 * s))
-        # Cavity: darker towards the back (vertical centre) and the corners.
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        cx = (upper[0, 0] + upper[-1, 0]) / 2 - x0
-        rx = max((upper[-1, 0] - upper[0, 0]) / 2, 1.0)
-        depth = np.clip(1 - ((xx - cx) / rx) ** 2, 0, 1)[..., None]
-        inside = _CAVITY * (1 - depth) + _CAVITY_DEEP * depth
-        # Tongue: a soft ellipse rising from the lower lip when the mouth is well open.
-        centre_gap = float(gaps.max())
-        if centre_gap > 0.12 * s:
-            tongue = np.zeros((h, w), np.float32)
-            ty = float(lower[len(lower) // 2, 1] - y0)
-            cv2.ellipse(
-                tongue,
-                (int(cx), int(ty)),
-                (int(rx * 0.55), int(centre_gap * 0.35)),
-                0,
-                180,
-                360,
-                1.0,
-                -1,
-            )
-            tongue = cv2.GaussianBlur(tongue, (0, 0), max(1.0, centre_gap * 0.08))[..., None]
-            inside = inside * (1 - 0.8 * tongue) + _TONGUE * 0.8 * tongue
-        # Upper teeth hang below the upper lip; lower teeth show only when wide open.
-        r = np.clip(np.abs(upper[:, 0] - (cx + x0)) / rx, 0, 1)
-        top_h = np.minimum(0.085 * s, 0.5 * gaps) * (1 - 0.35 * r**2)
-        teeth = _fill(
-            np.vstack([upper, (upper + np.c_[np.zeros_like(top_h), top_h])[::-1]]) - off, (h, w)
-        )
-        low_h = np.clip(gaps - 0.22 * s, 0, 0.05 * s) * (1 - 0.5 * r**2)
-        if low_h.max() > 0.5:
-            low = _fill(
-                np.vstack([lower, (lower - np.c_[np.zeros_like(low_h), low_h])[::-1]]) - off, (h, w)
-            )
-            teeth = np.maximum(teeth, low * 0.55)
-        teeth = cv2.GaussianBlur(teeth, (0, 0), max(0.5, 0.008 * s))
-        # Shade teeth: darker towards the corners and away from the lip, faint gaps between them.
-        across = np.clip(1 - ((xx - cx) / rx) ** 2, 0, 1)
-        below = np.clip(
-            (yy - np.interp(xx, upper[:, 0] - x0, upper[:, 1] - y0)) / max(0.09 * s, 1.0), 0, 1
-        )
-        gaps_between = 1 - 0.08 * np.abs(np.cos(np.pi * (xx - cx) / max(0.13 * s, 1.0))) ** 16
-        shade = ((0.68 + 0.32 * across) * (1 - 0.3 * below) * gaps_between)[..., None]
-        teeth = teeth[..., None]
-        inside = inside * (1 - teeth) + _TEETH * shade * teeth
-        roi = canvas[y0:y1, x0:x1].astype(np.float32)
-        m = mask[..., None]
-        canvas[y0:y1, x0:x1] = (roi * (1 - m) + inside * m).astype(np.uint8)
+        paint_interior(canvas, upper, lower, self.rig.mouth_width, self._teeth, float(params[2]))
 
     def _frame(self, canvas: np.ndarray, pose: HeadPose) -> np.ndarray:
         work = canvas.shape[0]
@@ -229,11 +215,3 @@ def _grid(region: Region) -> tuple[np.ndarray, np.ndarray]:
     h, w = region.y1 - region.y0, region.x1 - region.x0
     gy, gx = np.mgrid[region.y0 : region.y0 + h, region.x0 : region.x0 + w].astype(np.float32)
     return gx, gy
-
-
-def _fill(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Anti-aliased coverage (0..1) of polygon ``poly`` on a canvas of ``shape``."""
-    canvas = np.zeros(shape, np.uint8)
-    pts = np.round(poly * 16).astype(np.int32)  # 4 fractional bits of sub-pixel precision
-    cv2.fillPoly(canvas, [pts], 255, lineType=cv2.LINE_AA, shift=4)
-    return canvas.astype(np.float32) / 255.0

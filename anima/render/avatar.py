@@ -78,6 +78,7 @@ class Avatar:
     landmarks: np.ndarray
     notes: list[str] = field(default_factory=list)
     consent: Consent | None = None  # None: nobody attested the likeness may be used
+    clip_folder: Path | None = None  # a video avatar's folder (its frames live there)
 
     @property
     def work_size(self) -> int:
@@ -111,7 +112,8 @@ class Avatar:
             if isinstance(c, dict) and c.get("by") and c.get("at")
             else None
         )
-        return cls(meta["name"], image, landmarks, list(meta.get("notes", [])), consent)
+        clip = folder if (folder / "clip.json").is_file() else None
+        return cls(meta["name"], image, landmarks, list(meta.get("notes", [])), consent, clip)
 
 
 def read_photo(

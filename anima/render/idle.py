@@ -49,6 +49,7 @@ class IdleMotion:
         # Gaze has its own generator so adding it left the blink and sway schedules unchanged.
         self._gaze_rng = np.random.default_rng(None if seed is None else seed + 7919)
         self._fixations: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)]  # (start, x, y)
+        self._deferred = 0.0  # seconds the pending blink has waited for a word to end
 
     def _extend_blinks(self, until: float) -> None:
         while self._horizon <= until + 1.0:
@@ -83,6 +84,31 @@ class IdleMotion:
             if start > t:
                 break
         return 0.0
+
+    def defer_blink(self, t: float, dt: float, limit: float = 1.5) -> None:
+        """Push a blink that would begin in ``[t, t + dt)`` back by ``dt`` (mid-word: wait).
+
+        A blink already deferred by ``limit`` seconds is let through, as people do blink
+        inside words now and then.
+        """
+        self._extend_blinks(t + dt)
+        for k, (start, _) in enumerate(self._blinks):
+            if t <= start < t + dt:
+                if self._deferred >= limit:
+                    self._deferred = 0.0
+                    return
+                self._deferred += dt
+                self._blinks[k:] = [(s + dt, d) for s, d in self._blinks[k:]]
+                self._horizon += dt
+                return
+            if start >= t + dt:
+                break
+
+    def look_at_viewer(self, t: float, hold: float = 1.2) -> None:
+        """Return the gaze to the viewer at ``t`` (a sentence ends) and hold it ``hold`` s."""
+        self.gaze(t)
+        self._fixations = [f for f in self._fixations if f[0] <= t]
+        self._fixations += [(t, 0.0, 0.0), (t + hold, 0.0, 0.0)]
 
     def gaze(self, t: float) -> tuple[float, float]:
         """Eye direction at ``t`` as (x, y) in -1..1 of the rig's gaze range; 0 looks ahead."""

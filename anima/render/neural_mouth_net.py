@@ -1,7 +1,7 @@
 """The Wav2Lip-class generator in torch (the ``gpu`` extra), its checkpoint and its batch runner.
 
 The architecture is the published Wav2Lip generator (Prajwal et al., 2020), built from the same
-block tables as the cost benchmark (:mod:`anima.bench.wav2lip_cost`) and with the published
+block tables (:mod:`anima.render.wav2lip_blocks`) as the cost benchmark and with the published
 module names (``face_encoder_blocks``, ``audio_encoder``, ``face_decoder_blocks``,
 ``output_block``; each conv a ``conv_block`` of Conv2d + BatchNorm2d), so a user's Wav2Lip
 checkpoint (``{"state_dict": ...}``, ``module.`` prefixes from DataParallel allowed) loads
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from anima.bench.wav2lip_cost import _AUDIO, _DECODER, _FACE
+from anima.render.wav2lip_blocks import AUDIO_ENCODER, DECODER, FACE_ENCODER
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,11 @@ class Wav2LipGenerator(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.face_encoder_blocks = nn.ModuleList(
-            nn.Sequential(*(_Conv(*spec) for spec in block)) for block in _FACE
+            nn.Sequential(*(_Conv(*spec) for spec in block)) for block in FACE_ENCODER
         )
-        self.audio_encoder = nn.Sequential(*(_Conv(*spec) for spec in _AUDIO))
+        self.audio_encoder = nn.Sequential(*(_Conv(*spec) for spec in AUDIO_ENCODER))
         blocks = []
-        for tconv, nres in _DECODER:
+        for tconv, nres in DECODER:
             if tconv is None:
                 blocks.append(nn.Sequential(_Conv(512, 512, 1, 1, 0, False)))
                 continue

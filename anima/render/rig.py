@@ -21,6 +21,16 @@ from anima.render import face as F
 # Order of the mouth fields; matches MouthShape.as_array().
 MOUTH_PARAMS = ("jaw_open", "lip_width", "lip_round", "lip_closure")
 _JAW_DROP = 0.38  # lower lip travel at jaw_open = 1, in mouth widths
+_JAW_ANGLE = 0.2  # radians of jaw rotation at jaw_open = 1 (speech rarely passes ~12 degrees)
+# Lower cheeks and nasolabial skin: carried part of the way by the jaw and the lip corners.
+_CHEEK_FOLLOW = (192, 416, 207, 427, 147, 376, 187, 411)
+# Rings of skin round the lips (inner ring, then outer) and how much of the nearest corner's
+# width/rounding move each takes: spreading it avoids a fold between the corner and the nose.
+_PERIORAL = (
+    ((57, 287, 186, 410, 92, 322, 165, 391), 0.55),
+    ((212, 432, 216, 436, 206, 426, 202, 422), 0.3),
+)
+_CHEEK_ANCHORS = (50, 280, 205, 425, 123, 352)
 
 
 @dataclass
@@ -109,11 +119,16 @@ def _field(
     anchors: list[int],
     box: tuple[int, int, int, int],
     s: float,
+    hold: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Field over ``box`` that moves landmarks ``movers`` by ``moves`` and holds ``anchors``."""
+    """Field over ``box`` that moves landmarks ``movers`` by ``moves`` and holds ``anchors``.
+
+    ``hold`` adds still points that are not landmarks (e.g. the neck below the jaw line).
+    """
     fixed = [i for i in dict.fromkeys(anchors) if i not in set(movers)]
-    ctrl = np.vstack([lm[movers], lm[fixed], _border(box, s / 2)])
-    disp = np.vstack([moves[movers], np.zeros((len(fixed) + len(_border(box, s / 2)), 2))])
+    still = np.vstack([lm[fixed], _border(box, s / 2)] + ([hold] if hold is not None else []))
+    ctrl = np.vstack([lm[movers], still])
+    disp = np.vstack([moves[movers], np.zeros((len(still), 2))])
     # Drop control points that coincide (they make the system singular).
     _, keep = np.unique(np.round(ctrl, 1), axis=0, return_index=True)
     keep.sort()
@@ -144,20 +159,23 @@ def _mouth_moves(lm: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
         base[i, 1] = base[nearest, 1] * 0.8
 
     jaw, width, rnd, close = moves
-    drop = _JAW_DROP * s
+    rot = _jaw_rotation(lm, s)
     for i in F.LIPS_LOWER_OUTER + F.LIPS_LOWER_INNER:
-        jaw[i, 1] = drop * (1 - 0.45 * r(i) ** 2)
-    for i in F.LIPS_UPPER_INNER[1:-1]:
-        jaw[i, 1] = -0.05 * s * (1 - r(i) ** 2)
-    for i in F.LIPS_UPPER_OUTER[1:-1]:
-        jaw[i, 1] = -0.025 * s * (1 - r(i) ** 2)
+        # The lower lip rides on the jaw but is tied to the upper lip at the corners.
+        jaw[i, 1] = rot[17] * (1 - 0.45 * r(i) ** 2)
+    # The upper lip lifts a little as a band (inner and outer edge together keep its thickness).
+    for i in F.LIPS_UPPER_INNER[1:-1] + F.LIPS_UPPER_OUTER[1:-1]:
+        jaw[i, 1] = -0.03 * s * (1 - r(i) ** 2)
     for i in F.MOUTH_CORNERS + F.INNER_CORNERS:
         jaw[i] = (-0.04 * s * np.sign(r(i)), 0.14 * s)
     corner_y = float(lm[list(F.MOUTH_CORNERS), 1].mean())
-    chin_y = float(lm[152, 1])
+    lip_y = float(lm[17, 1])
     for i in F.JAW_LINE + F.CHIN_SURFACE:
-        t = np.clip((lm[i, 1] - corner_y) / max(chin_y - corner_y, 1.0), 0.0, 1.0)
-        jaw[i, 1] = drop * 1.05 * t * (1 - 0.25 * min(1.0, abs(r(i)) / 3))
+        # Skin above the lower lip's level is only partly carried by the jaw.
+        t = np.clip((lm[i, 1] - corner_y) / max(lip_y - corner_y, 1.0), 0.0, 1.0)
+        jaw[i, 1] = rot[i] * (0.35 + 0.65 * t)
+    for i in _CHEEK_FOLLOW:
+        jaw[i, 1] = 0.3 * rot[i]
 
     for i in F.LIPS_UPPER_OUTER + F.LIPS_LOWER_OUTER + F.LIPS_UPPER_INNER + F.LIPS_LOWER_INNER:
         width[i, 0] = 0.11 * s * r(i)
@@ -172,7 +190,49 @@ def _mouth_moves(lm: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
         close[i, 1] = -0.03 * s
     for i in F.LIPS_LOWER_INNER:
         rnd[i, 1] = 0.05 * s * (1 - r(i) ** 2)  # rounded lips leave a small opening
+    # The skin beside the corners follows them, so the corners stay part of the face instead of
+    # sliding under a still cheek.
+    for ring, share in ((_CHEEK_FOLLOW, 0.2), *_PERIORAL):
+        for i in ring:
+            corner = 61 if lm[i, 0] < cx else 291
+            width[i] = share * width[corner]
+            rnd[i] = share * rnd[corner]
     return base, moves
+
+
+def _jaw_rotation(lm: np.ndarray, s: float) -> np.ndarray:
+    """Downward image travel of every landmark when the jaw turns ``_JAW_ANGLE`` about its hinge.
+
+    Seen from the front, a point ``f`` in front of the hinge axis and ``d`` below it moves down
+    by ``f sin(a) - d (1 - cos(a))`` (and back, which the camera does not see). Depth ``f`` is
+    largest at the lips and chin and falls to nearly nothing at the jaw angles, so the chin drops
+    a little less than the lower lip (the soft tissue between them compresses) and the jaw line
+    turns instead of stretching. Depth is scaled so the lower lip travels ``_JAW_DROP`` widths.
+    """
+    hinge_y = float((lm[234, 1] + lm[454, 1]) / 2)  # face sides at ear level: the TMJ height
+    cx = float((lm[61, 0] + lm[291, 0]) / 2)
+    half = max(float(abs(lm[454, 0] - lm[234, 0])) / 2, s)
+    sin_a, cos_a = np.sin(_JAW_ANGLE), np.cos(_JAW_ANGLE)
+    d_lip = float(lm[17, 1]) - hinge_y
+    f_lip = (_JAW_DROP * s + d_lip * (1 - cos_a)) / sin_a
+    # The chin's front sits a little behind the lower lip's.
+    recess = np.clip((lm[:, 1] - float(lm[17, 1])) / max(float(lm[152, 1] - lm[17, 1]), 1.0), 0, 1)
+    lateral = np.clip(np.abs(lm[:, 0] - cx) / half, 0, 1)
+    # Seen from above the jaw is a U: its sides run back towards the hinges.
+    f = f_lip * (1 - 0.1 * recess) * np.maximum(1 - lateral**2, 0.0) ** 1.5
+    d = lm[:, 1] - hinge_y
+    return np.maximum(f * sin_a - d * (1 - cos_a), 0.0)
+
+
+def _face_weight(points: np.ndarray, box: tuple[int, int, int, int], s: float) -> np.ndarray:
+    """1 inside the hull of ``points`` grown by 0.2 s, falling smoothly to 0 over 0.3 s more."""
+    x0, y0, x1, y1 = box
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    hull = cv2.convexHull(np.round(points - [x0, y0]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1)
+    outside = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 5)
+    u = np.clip((outside - 0.2 * s) / (0.3 * s), 0, 1)
+    return (1 - u * u * (3 - 2 * u)).astype(np.float32)
 
 
 def build_rig(landmarks: np.ndarray, work_size: int) -> Rig:
@@ -193,11 +253,24 @@ def build_rig(landmarks: np.ndarray, work_size: int) -> Rig:
         ),
         work_size,
     )
-    anchors = list(F.NOSE + F.CHEEKS)
+    anchors = list(F.NOSE + _CHEEK_ANCHORS)
+    # The neck and background just outside the jaw line stay put: the chin slides over the neck
+    # (its skin folds into the shadow under the jaw) instead of dragging collar and neck along.
+    jaw = lm[list(F.JAW_LINE)]
+    centre = np.array([lm[list(F.JAW_LINE), 0].mean(), lm[2, 1]])
+    out = (jaw - centre) / np.linalg.norm(jaw - centre, axis=1, keepdims=True)
+    hold = jaw + 0.4 * s * out
+    x0, y0, x1, y1 = box
+    hold = hold[(hold[:, 0] > x0) & (hold[:, 0] < x1) & (hold[:, 1] > y0) & (hold[:, 1] < y1)]
     fields = np.stack(
-        [_field(lm, moves[k], movers, anchors, box, s) for k in range(len(MOUTH_PARAMS))]
+        [_field(lm, moves[k], movers, anchors, box, s, hold) for k in range(len(MOUTH_PARAMS))]
     )
-    base_field = _field(lm, base, movers, anchors, box, s)
+    base_field = _field(lm, base, movers, anchors, box, s, hold)
+    # Confine every move to the face and a thin margin round it (the chin's travel included), so
+    # the background, hair and collar never ripple with the mouth.
+    weight = _face_weight(np.vstack([lm, lm + moves[0]]), box, s)
+    fields *= weight[None, ..., None]
+    base_field *= weight[..., None]
     mouth = Region(*box, fields=fields, base=base_field)
 
     return Rig(mouth=mouth, mouth_width=s, mouth_moves=moves, mouth_base_moves=base)

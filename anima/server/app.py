@@ -4,6 +4,7 @@ Routes (OpenAPI docs at ``/docs``):
 
 - ``GET /`` the chat page, ``/static/*`` its files;
 - ``GET /api/health``, ``GET /metrics`` (Prometheus);
+- ``GET /api/strings?lang=`` the page's strings (English, Chinese) from the language packs;
 - ``GET /api/config`` ICE servers (with fresh TURN credentials) and avatars for the page;
 - ``POST /api/token`` (operator key) a short-lived token scoped to one new session id;
 - ``POST /api/offer`` SDP offer → answer; the session opens (non-trickle from the server:
@@ -23,85 +24,74 @@ sessions finish their turn for up to ``server.drain_seconds``, then close.
 Access: bound to loopback, nothing needs a token. Otherwise (or with
 ``webrtc.require_token``) signalling and per-session calls need a session token (or the
 operator key), and listing sessions needs the operator key. CORS allows only
-``webrtc.cors_origins``. Errors are JSON ``{"error": code, "message": one line}``.
+``webrtc.cors_origins``.
+
+The contract (:mod:`anima.server.contract`, :mod:`anima.server.bodies`): every error, from a
+handler, validation (400, not FastAPI's 422), routing (404; 405 with ``Allow``), the limiter or
+CORS, is JSON ``{"error": code, "message": one line}``; each route documents every status it
+can answer with; bodies are typed as tightly as the handlers check them; the routes that need
+a token declare bearer security only when this server requires tokens; an offer's response
+links the calls that take its ``session_id``. ``tests/server/test_contract.py`` runs
+schemathesis (all checks) against it.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the routes' annotations name models made per
+# app (the text body's length follows the settings), which FastAPI must see as classes.
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI, Query, Request, Security
+from fastapi.responses import FileResponse, Response
+from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from anima.config import Settings
 from anima.server import metrics
 from anima.server.auth import TokenError, TokenSigner, check_operator, ice_servers, is_loopback
+from anima.server.bodies import (
+    Answer,
+    Avatars,
+    Candidate,
+    Health,
+    Offer,
+    PageConfig,
+    PageStrings,
+    Sessions,
+    Status,
+    TokenGrant,
+    TokenRequest,
+    text_body,
+)
+from anima.server.contract import (
+    ApiError,
+    JsonCORSMiddleware,
+    error_response,
+    errors,
+    install_error_handlers,
+)
 from anima.server.limits import ServerLimits
 from anima.server.registry import Busy, ClientBusy, Registry, UnknownSession, new_session_id
 from anima.server.rtc import SignallingError
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-
-
-class ApiError(Exception):
-    """An HTTP error with a JSON body ``{"error": code, "message": message}``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-class Offer(BaseModel):
-    """An SDP offer from the page."""
-
-    sdp: str = Field(min_length=1, description="The browser's offer SDP.")
-    type: Literal["offer"] = "offer"
-    avatar: str | None = Field(None, max_length=100, description="Avatar name; default sample.")
-    token: str | None = Field(None, description="Session token (needed off loopback).")
-    greet: bool = Field(True, description="Speak the persona's greeting on connect.")
-    drive: bool = Field(
-        False, description="Speak through the avatar: the mic is its voice and moves its lips."
+# What a client can do with the session an offer opened (OpenAPI links, for clients and testers).
+SESSION_LINKS = {
+    op: {"operationId": op, "parameters": {"sid": "$response.body#/session_id"}}
+    for op in (
+        "getSession",
+        "addCandidate",
+        "say",
+        "ask",
+        "interrupt",
+        "closeSession",
+        "deleteSession",
     )
-
-
-class Answer(BaseModel):
-    """The server's SDP answer and the id of the session it opened."""
-
-    sdp: str
-    type: Literal["answer"] = "answer"
-    session_id: str
-
-
-class Candidate(BaseModel):
-    """A trickled ICE candidate (as ``RTCIceCandidate.toJSON()`` gives it)."""
-
-    candidate: str = Field("", max_length=1000)
-    sdpMid: str | None = None
-    sdpMLineIndex: int | None = None
-
-
-class Text(BaseModel):
-    """Text for the avatar to say or to answer."""
-
-    text: str = Field(min_length=1, max_length=10_000)
-    emotion: str = "neutral"
-
-
-class TokenRequest(BaseModel):
-    """Ask for a token; the session id is chosen by the server unless given."""
-
-    session_id: str | None = Field(None, min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+}
 
 
 def _bearer(request: Request) -> str | None:
@@ -176,14 +166,12 @@ def create_app(
             request.state.local = limits.local(peer, forwarded)
             if not limits.allow(client, _bearer(request), known_token if token_required else None):
                 metrics.REFUSED.labels("rate").inc()
-                return JSONResponse(
-                    {
-                        "error": "rate_limited",
-                        "message": f"more than {settings.server.messages_per_second:g} "
-                        "requests a second; slow down",
-                    },
-                    status_code=429,
-                    headers={"Retry-After": str(limits.retry_after())},
+                return error_response(
+                    429,
+                    "rate_limited",
+                    f"more than {settings.server.messages_per_second:g} requests a second; "
+                    "slow down",
+                    {"Retry-After": str(limits.retry_after())},
                 )
         return await call_next(request)
 
@@ -191,34 +179,25 @@ def create_app(
     # page can read it), and preflights are answered here without spending from the buckets.
     if cfg.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=cfg.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+    install_error_handlers(app, {"sdp": "bad_sdp", "candidate": "bad_candidate"})
 
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = first.get("msg", "invalid request")
-        if first.get("type") == "json_invalid":
-            message = "the request body is not valid JSON"
-        elif where:
-            message = f"{where}: {message}"
-        metrics.REFUSED.labels("bad_request").inc()
-        return JSONResponse({"error": "bad_request", "message": message}, status_code=400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
-            {"error": code, "message": str(exc.detail)}, status_code=exc.status_code
-        )
+    # The OpenAPI security of the routes that need a token: declared only when one is needed,
+    # so the schema says what this server (bound here, so configured) really asks for.
+    bearer = HTTPBearer(
+        auto_error=False,
+        scheme_name="token",
+        description="A session token from POST /api/token, or the operator key.",
+    )
+    needs_token = [Security(bearer)] if token_required else []
+    operator_issues = cfg.operator_key is not None or token_required
+    needs_operator = [Security(bearer)] if operator_issues else []
+    TextBody = text_body(settings.limits.max_text_chars)  # a model class made for these settings
 
     def registry() -> Registry:
         return state["registry"]
@@ -264,7 +243,7 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/api/health", tags=["server"])
+    @app.get("/api/health", tags=["server"], operation_id="health", response_model=Health)
     async def health() -> dict[str, Any]:
         """Liveness and load."""
         reg = registry()
@@ -275,17 +254,55 @@ def create_app(
             "token_required": token_required,
         }
 
-    @app.get("/metrics", tags=["server"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["server"],
+        operation_id="metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
     async def prometheus() -> Response:
         """Prometheus metrics (sessions, refusals, turn latency, pipeline stages)."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/avatars", tags=["avatars"])
+    @app.get(
+        "/api/avatars",
+        tags=["avatars"],
+        operation_id="listAvatars",
+        response_model=Avatars,
+        responses=errors(429),
+    )
     async def avatars() -> dict[str, list[str]]:
         """Avatars a session may use."""
         return {"avatars": _avatar_names(registry().engine)}
 
-    @app.get("/api/config", tags=["webrtc"])
+    @app.get(
+        "/api/strings",
+        tags=["server"],
+        operation_id="pageStrings",
+        response_model=PageStrings,
+        responses=errors(429),
+    )
+    async def strings(
+        lang: str = Query("", max_length=35, description="zh-CN, en…; empty: the persona's"),
+    ) -> dict[str, Any]:
+        """The page's strings in ``lang``; unknown languages and missing keys get English."""
+        from anima.lang import LanguageError, get_pack, members, page_strings
+
+        try:
+            code = members(get_pack(lang or registry().engine.settings.persona.language))[0].code
+        except LanguageError:
+            code = "en"
+        return {"lang": code, "strings": page_strings(code)}
+
+    @app.get(
+        "/api/config",
+        tags=["webrtc"],
+        operation_id="pageConfig",
+        response_model=PageConfig,
+        responses=errors(401, 429),
+        dependencies=needs_token,
+    )
     async def page_config(request: Request) -> dict[str, Any]:
         """What the page needs before its offer: ICE servers (fresh TURN credentials)."""
         authorize(request)
@@ -295,10 +312,17 @@ def create_app(
             "token_required": token_required,
         }
 
-    @app.post("/api/token", tags=["webrtc"])
+    @app.post(
+        "/api/token",
+        tags=["webrtc"],
+        operation_id="issueToken",
+        response_model=TokenGrant,
+        responses=errors(400, 401, 403, 429),
+        dependencies=needs_operator,
+    )
     async def token(request: Request, body: TokenRequest | None = None) -> dict[str, Any]:
         """A token that opens one session for a short time (needs the operator key)."""
-        if cfg.operator_key is not None or token_required:
+        if operator_issues:
             if cfg.operator_key is None:
                 raise ApiError(403, "forbidden", "set webrtc.operator_key to issue tokens")
             if not check_operator(cfg, _bearer(request)):
@@ -308,19 +332,31 @@ def create_app(
         text, grant = signer.issue(sid)
         return {"token": text, "session_id": sid, "expires": grant.expires}
 
-    @app.post("/api/offer", tags=["webrtc"], response_model=Answer)
+    @app.post(
+        "/api/offer",
+        tags=["webrtc"],
+        operation_id="openSession",
+        response_model=Answer,
+        responses={**errors(400, 401, 404, 409, 429, 500, 503), 200: {"links": SESSION_LINKS}},
+        dependencies=needs_token,
+    )
     async def offer(request: Request, body: Offer) -> Answer:
-        """Open a session: SDP offer in, SDP answer out (candidates included)."""
+        """Open a session: SDP offer in, SDP answer out (candidates included).
+
+        Needs a session token (in the body or as a bearer token) when tokens are required;
+        the operator key opens a session of a new id.
+        """
         sid = None
         if token_required:
             presented = body.token or _bearer(request)
-            try:
-                sid = signer.verify(presented).session_id
-            except TokenError as exc:
-                metrics.REFUSED.labels("token").inc()
-                raise ApiError(401, "unauthorized", str(exc)) from None
-            if sid in registry().sessions:
-                raise ApiError(409, "conflict", "this token's session is already open")
+            if not check_operator(cfg, presented):
+                try:
+                    sid = signer.verify(presented).session_id
+                except TokenError as exc:
+                    metrics.REFUSED.labels("token").inc()
+                    raise ApiError(401, "unauthorized", str(exc)) from None
+                if sid in registry().sessions:
+                    raise ApiError(409, "conflict", "this token's session is already open")
         client = getattr(request.state, "client", None) or "?"
         try:
             rtc, answer = await registry().open(
@@ -343,7 +379,14 @@ def create_app(
             raise _engine_error(exc) from None
         return Answer(sdp=answer.sdp, session_id=rtc.id)
 
-    @app.post("/api/sessions/{sid}/ice", tags=["webrtc"], status_code=204)
+    @app.post(
+        "/api/sessions/{sid}/ice",
+        tags=["webrtc"],
+        operation_id="addCandidate",
+        status_code=204,
+        responses=errors(400, 401, 404, 429),
+        dependencies=needs_token,
+    )
     async def ice(request: Request, sid: str, body: Candidate) -> Response:
         """A trickled ICE candidate from the page."""
         authorize(request, sid)
@@ -353,27 +396,60 @@ def create_app(
             raise ApiError(400, "bad_candidate", str(exc)) from None
         return Response(status_code=204)
 
-    @app.get("/api/sessions", tags=["sessions"])
+    @app.get(
+        "/api/sessions",
+        tags=["sessions"],
+        operation_id="listSessions",
+        response_model=Sessions,
+        responses=errors(401, 429),
+        dependencies=needs_token,
+    )
     async def list_sessions(request: Request) -> dict[str, Any]:
         """Every open session (operator)."""
         operator_only(request)
         return {"sessions": [s.describe() for s in registry().sessions.values()]}
 
-    @app.get("/api/sessions/{sid}", tags=["sessions"])
+    @app.get(
+        "/api/sessions/{sid}",
+        tags=["sessions"],
+        operation_id="getSession",
+        responses=errors(401, 404, 429),
+        dependencies=needs_token,
+    )
     async def get_session(request: Request, sid: str) -> dict[str, Any]:
         """One session's state and counters."""
         authorize(request, sid)
         return session(sid).describe()
 
-    @app.delete("/api/sessions/{sid}", tags=["sessions"], status_code=204)
+    @app.delete(
+        "/api/sessions/{sid}",
+        tags=["sessions"],
+        operation_id="deleteSession",
+        status_code=204,
+        responses=errors(401, 404, 429),
+        dependencies=needs_token,
+    )
     async def delete_session(request: Request, sid: str) -> Response:
         """End a session now."""
         authorize(request, sid)
         await session(sid).close("deleted")
         return Response(status_code=204)
 
-    @app.post("/api/sessions/{sid}/close", tags=["sessions"], status_code=204)
-    async def beacon(request: Request, sid: str, token: str | None = None) -> Response:
+    @app.post(
+        "/api/sessions/{sid}/close",
+        tags=["sessions"],
+        operation_id="closeSession",
+        status_code=204,
+        responses=errors(401, 429),
+        dependencies=needs_token,
+    )
+    async def beacon(
+        request: Request,
+        sid: str,
+        token: str | None = Query(
+            None, max_length=1024, description="The session token (a beacon sends no header)."
+        ),
+    ) -> Response:
         """The page-unload beacon (``navigator.sendBeacon``); unknown ids are fine."""
         authorize(request, sid, token)
         rtc = registry().sessions.get(sid)
@@ -381,8 +457,16 @@ def create_app(
             await rtc.close("page closed")
         return Response(status_code=204)
 
-    @app.post("/api/sessions/{sid}/say", tags=["sessions"], status_code=202)
-    async def say(request: Request, sid: str, body: Text) -> dict[str, str]:
+    @app.post(
+        "/api/sessions/{sid}/say",
+        tags=["sessions"],
+        operation_id="say",
+        status_code=202,
+        response_model=Status,
+        responses=errors(400, 401, 404, 409, 429, 503),
+        dependencies=needs_token,
+    )
+    async def say(request: Request, sid: str, body: TextBody) -> dict[str, str]:
         """Make the avatar say exactly this (queued after current speech)."""
         authorize(request, sid)
         rtc = session(sid)
@@ -392,8 +476,16 @@ def create_app(
         await _call(rtc.session.say(body.text, body.emotion))
         return {"status": "queued"}
 
-    @app.post("/api/sessions/{sid}/ask", tags=["sessions"], status_code=202)
-    async def ask(request: Request, sid: str, body: Text) -> dict[str, str]:
+    @app.post(
+        "/api/sessions/{sid}/ask",
+        tags=["sessions"],
+        operation_id="ask",
+        status_code=202,
+        response_model=Status,
+        responses=errors(400, 401, 404, 409, 429, 503),
+        dependencies=needs_token,
+    )
+    async def ask(request: Request, sid: str, body: TextBody) -> dict[str, str]:
         """Typed user text, answered like speech."""
         authorize(request, sid)
         rtc = session(sid)
@@ -403,7 +495,15 @@ def create_app(
         await _call(rtc.session.ask(body.text))
         return {"status": "asked"}
 
-    @app.post("/api/sessions/{sid}/interrupt", tags=["sessions"], status_code=202)
+    @app.post(
+        "/api/sessions/{sid}/interrupt",
+        tags=["sessions"],
+        operation_id="interrupt",
+        status_code=202,
+        response_model=Status,
+        responses=errors(401, 404, 409, 429),
+        dependencies=needs_token,
+    )
     async def interrupt(request: Request, sid: str) -> dict[str, str]:
         """Stop the avatar speaking now."""
         authorize(request, sid)

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,13 @@ from anima.server.tracks import AudioOutTrack, MediaPacer, Rechunker, VideoOutTr
 log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 1024
+# What :func:`check_offer` demands of an offer's text, as one pattern (the API schema carries it):
+# "v=0" first, then lines, with an audio and a video m-line in either order.
+SDP_OFFER_PATTERN = (
+    r"^v=0\r?\n(?:[^\r\n]*\r?\n)*?m=(?:audio(?: [^\r\n]*)?\r?\n(?:[^\r\n]*\r?\n)*?m=video"
+    r"|video(?: [^\r\n]*)?\r?\n(?:[^\r\n]*\r?\n)*?m=audio)(?: |\r?\n|$)"
+)
+_OFFER_SHAPE = re.compile(SDP_OFFER_PATTERN)
 MAX_DC_MESSAGE = 8 * 1024
 MAX_PENDING = 8  # data-channel requests waiting on the session (``say`` waits when it is full)
 
@@ -69,6 +77,10 @@ def check_offer(sdp: str) -> None:
         raise SignallingError(
             f"the offer has no {' and no '.join(sorted(missing))} m-line; add recvonly or "
             "sendrecv audio and video transceivers"
+        )
+    if not _OFFER_SHAPE.match(sdp):
+        raise SignallingError(
+            "the SDP is malformed: 'v=0', then one line each, with 'm=audio …' and 'm=video …'"
         )
 
 
@@ -149,8 +161,12 @@ class RtcSession:
         except (ValueError, IndexError, AssertionError) as exc:  # aiortc asserts on bad lines
             raise SignallingError(f"the ICE candidate is malformed: {candidate[:80]!r}") from exc
         parsed.sdpMid = sdp_mid
-        parsed.sdpMLineIndex = index
-        await self.pc.addIceCandidate(parsed)
+        # Everything is bundled on the first m-line: a candidate naming neither goes there.
+        parsed.sdpMLineIndex = 0 if sdp_mid is None and index is None else index
+        try:
+            await self.pc.addIceCandidate(parsed)
+        except ValueError as exc:  # aioice refuses a candidate it cannot use
+            raise SignallingError(f"the ICE candidate was refused: {exc}") from exc
 
     # --- inbound ------------------------------------------------------------------------
 

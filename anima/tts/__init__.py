@@ -53,7 +53,36 @@ def load_voice(backend: str = "piper", **options: object) -> Voice:
     """The voice backend named ``backend``; options go to its constructor.
 
     ``xtts`` (Coqui, the ``xtts`` extra) is imported only here, when it is asked for.
+    ``espeak`` is the espeak-ng voice of the language pack ``language`` (the free Mandarin
+    default); ``auto`` holds each language's voice and picks one per sentence.
     """
+    if backend == "espeak":
+        from anima.tts.espeak_voice import EspeakVoice
+
+        return EspeakVoice(
+            language=str(options.get("language") or "zh"),
+            length_scale=float(options.get("length_scale", 1.0)),  # type: ignore[arg-type]
+            sentence_silence=float(options.get("sentence_silence", 0.15)),  # type: ignore[arg-type]
+        )
+    if backend == "zh-baker":
+        from anima.tts.baker_voice import BakerVoice
+
+        return BakerVoice(
+            length_scale=float(options.get("length_scale", 1.0)),  # type: ignore[arg-type]
+            sentence_silence=float(options.get("sentence_silence", 0.15)),  # type: ignore[arg-type]
+        )
+    if backend == "auto":
+        from anima.lang import get_pack, members
+        from anima.tts.auto_voice import AutoVoice
+
+        voices: dict[str, Voice] = {}
+        for pack in members(get_pack("auto")):
+            own = pack.settings.get("voice", {})
+            voices[pack.code] = load_voice(
+                own.get("backend", "piper"),
+                **{**options, "language": own.get("language", pack.code)},
+            )
+        return AutoVoice(voices)
     if backend == "piper":
         from anima.tts.piper_voice import PiperTTS
 
@@ -65,7 +94,9 @@ def load_voice(backend: str = "piper", **options: object) -> Voice:
 
         options.pop("variation", None)  # XTTS samples its own way (temperature)
         return XttsVoice(**options)  # type: ignore[arg-type]
-    raise VoiceError(f"unknown voice backend {backend!r}; available: piper, xtts")
+    raise VoiceError(
+        f"unknown voice backend {backend!r}; available: piper, espeak, zh-baker, auto, xtts"
+    )
 
 
 def voice_from_settings(voice: VoiceSettings) -> Voice:

@@ -3,7 +3,8 @@
 Many speakers (voice variants), speeds and pitches for the lip-sync network's training data and
 held-out tests; not a conversational voice (it sounds robotic). The phoneme events carry IPA
 symbols (``espeakINITIALIZE_PHONEME_IPA``) and the audio position of each phoneme's start, so a
-phoneme ends where the next one begins. ``espeakng-loader`` is in the ``train`` extra.
+phoneme ends where the next one begins. ``espeakng-loader`` is a main dependency (the free
+Mandarin voice, :mod:`anima.tts.espeak_voice`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Espeak:
         try:
             import espeakng_loader
         except ImportError as exc:
-            raise VoiceError("espeak-ng is not installed: pip install 'anima[train]'") from exc
+            raise VoiceError("espeak-ng is not installed: pip install espeakng-loader") from exc
 
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
         # espeak wants the folder that contains espeak-ng-data.

@@ -156,3 +156,31 @@ def test_lipsync_protocol_over_chunks(model, held_out):
     assert _corr(params[:n, 0], truth[:n, 0]) > 0.6
     speaking = np.array([s for _, _, s in rows])
     assert speaking.any() and not speaking[:2].any()  # silent lead-in is not speech
+
+
+def test_pause_bridge_keeps_the_lips_moving_through_a_short_pause():
+    from anima.lipsync.neural import PauseBridge, is_speaking
+
+    fps = 25
+    # 1 s of speech (jaw moving), a 0.7 s pause (network at rest), 1 s of speech.
+    t = np.arange(int(2.7 * fps)) / fps
+    params = np.zeros((len(t), 4), np.float32)
+    talk = (t < 1.0) | (t >= 1.7)
+    params[talk, 0] = 0.3 + 0.25 * np.sin(2 * np.pi * 4 * t[talk])
+    params[:, 1] = 0.4
+    speaking = is_speaking(params)
+    pause = (t >= 1.0) & (t < 1.7)
+    assert not speaking[pause].any()
+    voiced = speaking.copy()
+    bridged = PauseBridge(fps).apply(params.copy(), speaking)
+    # Inside the pause the mouth still moves and mostly counts as speaking...
+    assert bridged[pause, 0].std() > 0.02
+    assert bridged[pause, 0].min() > 0.02
+    assert speaking[pause].mean() > 0.6
+    # ...and speaking frames are untouched.
+    np.testing.assert_array_equal(bridged[voiced], params[voiced])
+    # A long silence still ends at rest.
+    rest = np.zeros((3 * fps, 4), np.float32)
+    flags = np.zeros(len(rest), bool)
+    out = PauseBridge(fps).apply(rest, flags)
+    assert not flags[-fps:].any() and np.abs(out[-fps:, 0]).max() < 1e-6

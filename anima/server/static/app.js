@@ -12,6 +12,27 @@ const REPLY_THRESHOLD = 0.005;              // RMS of received audio that counts
 const END_SILENCE_MS = 300;                 // mic silence that ends the user's speech
 const REPLY_GAP_MS = 600;                   // avatar silence that ends its speech
 
+// The page's language: ?lang= first, else the browser's (zh-CN, en-GB…); strings come from the
+// server's language packs, English for anything they lack.
+const i18n = { lang: "en", strings: {} };
+const t = (key, fallback) => i18n.strings[key] || fallback;
+
+async function localise() {
+  const wanted = params.get("lang") || navigator.language || "en";
+  try {
+    const r = await fetch("/api/strings?lang=" + encodeURIComponent(wanted));
+    if (!r.ok) return;
+    const body = await r.json();
+    i18n.lang = body.lang; i18n.strings = body.strings;
+  } catch (e) { return; }
+  document.documentElement.lang = i18n.lang === "zh" ? "zh-CN" : i18n.lang;
+  if (i18n.strings.title) document.title = i18n.strings.title;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n, el.textContent);
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder, el.placeholder);
+  for (const el of document.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle, el.title);
+}
+localise();
+
 const anima = window.anima = {
   pc: null, dc: null, sessionId: null, stream: null, latencies: [], server: [],
   events: [], state: "idle", connected: false,
@@ -110,7 +131,7 @@ function onEvent(msg) {
   switch (msg.type) {
     case "ready": anima.sessionId = msg.session_id; break;
     case "state":
-      anima.state = msg.state; $("state").textContent = msg.state;
+      anima.state = msg.state; $("state").textContent = t(msg.state, msg.state);
       if (msg.state === "listening" || msg.state === "idle") replyLine = null;
       break;
     case "transcript":
@@ -176,6 +197,7 @@ async function start() {
       $("conn").textContent = pc.connectionState;
       anima.connected = pc.connectionState === "connected";
       if (pc.connectionState === "failed") hangUp("connection failed", true);
+      if (pc.connectionState === "disconnected") checkLost(pc);
     };
     const dc = pc.createDataChannel("events");
     anima.dc = dc;
@@ -205,6 +227,24 @@ async function start() {
   } catch (err) {
     showError(err.message || String(err));
     hangUp("", true);
+  }
+}
+
+// Behind an `anima gateway`, a worker that dies is reported "lost" within seconds: reconnect
+// with a new offer, which the gateway sends to another worker. (A one-time ?token= cannot be
+// used twice: the page then shows the gateway's error and a fresh token is needed.)
+async function checkLost(pc) {
+  const sid = anima.sessionId;
+  for (let i = 0; i < 10 && anima.pc === pc && pc.connectionState === "disconnected"; i++) {
+    try {
+      const s = await api(`/api/sessions/${sid}`);
+      if (s && s.state === "lost") {
+        hangUp("the server was lost; reconnecting", false);
+        start();
+        return;
+      }
+    } catch (e) { /* not behind a gateway, or the session is gone: the usual failure path */ }
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
