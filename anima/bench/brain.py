@@ -10,6 +10,14 @@ time to the first token, the time to the first speakable phrase out of the
 - ``warm``: the same persona prompt each time, so llama.cpp's cache keeps it and only the
   question is decoded (the common case: one persona, many visitors).
 
+Then quality (:mod:`anima.bench.brain_quality`): the project's question sets (English and
+Chinese; knowledge, paraphrases, out-of-scope, small talk) asked of the whole agent with this
+model as its brain: share right, honoured fallbacks, leaks, first phrase p50/p95 over all turns
+and over the turns the model answered. The model is chosen by ``brain.model`` (a catalogue
+name) or ``brain.model_path``; each run also writes ``brain-<model>.json``, and
+``brain-quality.png`` plots right-share against first-phrase p50 for every model measured
+into ``out`` so far.
+
 Results go to ``<out>/brain.json`` with the raw samples; speeds compare only on one machine.
 """
 
@@ -23,11 +31,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from anima.bench.brain_quality import QuestionSet, default_sets, evaluate
 from anima.bench.common import stats, write_result
 from anima.config import Settings
 from anima.dialogue.brain import Message
 from anima.dialogue.chunker import PhraseChunker
 from anima.dialogue.gguf_backend import GGUFBrain
+from anima.models import gguf_model
 
 PERSONA = (
     "You are Ava, a friendly front-desk assistant at the city museum. Answer in one to three "
@@ -51,20 +61,38 @@ QUESTIONS = (
 
 
 def bench_brain(
-    out: Path, settings: Settings, err: Console, prompts: int = 10, max_tokens: int = 128
+    out: Path,
+    settings: Settings,
+    err: Console,
+    prompts: int = 10,
+    max_tokens: int = 128,
+    questions: int | None = None,
 ) -> int:
-    """Measure the GGUF brain named by ``settings.brain`` and write ``brain.json`` into ``out``."""
-    return asyncio.run(_bench(out, settings, err, prompts, max_tokens))
+    """Measure the GGUF brain named by ``settings.brain`` and write ``brain.json`` into ``out``.
+
+    ``questions`` caps the questions of each kind asked of each quality set (None: all).
+    """
+    return asyncio.run(_bench(out, settings, err, prompts, max_tokens, questions))
 
 
-async def _bench(out: Path, settings: Settings, err: Console, prompts: int, max_tokens: int) -> int:
+async def _bench(
+    out: Path,
+    settings: Settings,
+    err: Console,
+    prompts: int,
+    max_tokens: int,
+    per_kind: int | None = None,
+) -> int:
     cfg = settings.brain
     started = time.perf_counter()
+    path = cfg.model_path
+    if path is None and cfg.model:
+        path = gguf_model(cfg.model, settings.data_dir / "models")
     brain = GGUFBrain(
-        cfg.model_path,
+        path,
         n_ctx=cfg.n_ctx,
         threads=cfg.threads,
-        temperature=cfg.temperature,
+        temperature=0.0,  # greedy: quality is compared between models, not between runs
         max_tokens=max_tokens,
         seed=1234,  # the same replies on every run of one build
     )
@@ -85,6 +113,17 @@ async def _bench(out: Path, settings: Settings, err: Console, prompts: int, max_
                         await _one(brain, [Message("system", system), Message("user", question)])
                     )
             passes[mode] = runs
+        quality = []
+        for qfile in default_sets():
+            with err.status(f"quality: {qfile.stem}"):
+                quality.append(
+                    await evaluate(
+                        QuestionSet.load(qfile).head(per_kind),
+                        brain=brain,
+                        settings=settings.knowledge,
+                        cache_dir=settings.data_dir / "knowledge",
+                    )
+                )
     finally:
         await brain.aclose()
 
@@ -110,10 +149,62 @@ async def _bench(out: Path, settings: Settings, err: Console, prompts: int, max_
             "prompt_tokens": stats([float(r["prompt_tokens"]) for r in runs]),
             "runs": runs,
         }
+    result["quality"] = [_quality_summary(q) for q in quality]
     path = write_result(out, "brain", result)
+    write_result(out, f"brain-{brain.model_path.stem}", result)
     _print(result, err)
     err.print(f"results: {path}")
+    plot = plot_quality(out)
+    if plot is not None:
+        err.print(f"plot: {plot}")
     return 0
+
+
+def _quality_summary(q: dict[str, Any]) -> dict[str, Any]:
+    """Shares and first-phrase times of one question set (rows kept for reading)."""
+    rows = q["rows"]
+    every = [r["first_phrase_s"] for r in rows if r["first_phrase_s"] is not None]
+    model = [r["first_phrase_s"] for r in rows if r["route"] == "llm" and r["first_phrase_s"]]
+    return {
+        **{k: q[k] for k in ("set", "questions", "right", "honoured_fallbacks", "leaks")},
+        "first_phrase_s": stats(every) if every else None,
+        "model_turns": len(model),
+        "model_first_phrase_s": stats(model) if model else None,
+        "rows": rows,
+    }
+
+
+def plot_quality(out: Path) -> Path | None:
+    """``brain-quality.png``: share right against first-phrase p50, one point per model/set."""
+    import json
+
+    points = []
+    for path in sorted(out.glob("brain-*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for q in data.get("quality", []):
+            if q.get("first_phrase_s"):
+                points.append(
+                    (data["config"]["model"], q["set"], q["first_phrase_s"]["p50"], q["right"])
+                )
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, qset, p50, right in points:
+        ax.scatter(p50 * 1000, right * 100)
+        ax.annotate(f"{model} / {qset}", (p50 * 1000, right * 100), fontsize=7)
+    ax.set_xlabel("first phrase p50 (ms, all turns)")
+    ax.set_ylabel("answered right (%)")
+    ax.set_title("anima bench brain: quality vs latency")
+    fig.tight_layout()
+    target = out / "brain-quality.png"
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return target
 
 
 async def _one(brain: GGUFBrain, messages: list[Message], max_tokens: int | None = None) -> dict:
@@ -172,3 +263,18 @@ def _print(result: dict[str, Any], err: Console) -> None:
             )
     err.print(table)
     err.print(f"model load: {result['load_s'] * 1000:.0f} ms")
+    quality = Table(title="quality")
+    for col in ("set", "right", "fallbacks", "leaks", "phrase p50", "p95", "model turns"):
+        quality.add_column(col)
+    for q in result.get("quality", []):
+        fp = q["first_phrase_s"] or {"p50": 0.0, "p95": 0.0}
+        quality.add_row(
+            q["set"],
+            f"{q['right']:.0%}",
+            f"{q['honoured_fallbacks']:.0%}",
+            str(q["leaks"]),
+            f"{fp['p50'] * 1000:.0f}ms",
+            f"{fp['p95'] * 1000:.0f}ms",
+            str(q["model_turns"]),
+        )
+    err.print(quality)

@@ -11,14 +11,19 @@
 3. **memory** — "remember that…", "what do you remember about me", "delete my data".
 4. **handoff** — the user asks for a person: the hand-off line and a :class:`HandoffRequested`.
 5. **intent** — an operator intent: its exact approved text (never a model), maybe a hand-off.
-6. **kb / fallback** — without an LLM (the ``kb`` backend), or with ``knowledge.strict`` and
-   a weak match: the best knowledge passage verbatim, or "I don't know" plus the fallback
-   offer; after ``handoff_after`` unanswered questions in a row, a hand-off.
-7. **llm** — the LLM with the persona's system prompt, the best knowledge passages (with
-   their source ids), the user's remembered facts and the bounded history; the user's text is
-   delimited. Its stream goes through the phrase chunker, the output filter (PII, blocked
-   terms, system-prompt echo) and the reply caps, and each phrase is yielded as soon as it is
-   released. A brain error or timeout becomes the apology line and a :class:`TurnFailed`.
+6. **kb / smalltalk / fallback** — the retriever is sure (``knowledge.sure``), or there is no
+   LLM (the ``kb`` backend) and the match is good enough (``knowledge.threshold``): the
+   passage verbatim, with no model in the way. No match: a fixed in-character line for
+   greetings, thanks and questions about the avatar itself, else "I don't know" plus the
+   fallback offer (after ``handoff_after`` unanswered questions in a row, a hand-off); the
+   model is not asked, so no domain fact is invented (``knowledge.open_chat`` lets it chat).
+7. **llm** — a middling match: the LLM with the persona's system prompt, the best knowledge
+   passages (without source ids) and the instruction to answer only from them, the user's
+   remembered facts and the bounded history; the user's text is delimited. Its stream goes
+   through the leak filter (:mod:`anima.dialogue.leaks`: template tokens, passage ids,
+   markup), the phrase chunker, the output filter (PII, blocked terms, system-prompt echo)
+   and the reply caps, and each phrase is yielded as soon as it is released. A brain error
+   or timeout becomes the apology line and a :class:`TurnFailed`.
 
 Closing the generator (``aclose()``, or cancelling the task iterating it) stops the brain's
 stream at once. The reply enters the history only once it is known what the user heard:
@@ -31,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -45,9 +49,10 @@ from anima.dialogue.chunker import PhraseChunker
 from anima.dialogue.history import History, estimate_tokens, message_tokens
 from anima.dialogue.intents import IntentMatcher, wants_human
 from anima.dialogue.knowledge import Hit, KnowledgeBase
+from anima.dialogue.leaks import LeakFilter
 from anima.dialogue.memory import LongTermMemory, MemoryCommand, parse_memory_command
 from anima.dialogue.metrics import LLM_BUDGET_SPENT, LLM_TOKENS, ReplyTimer
-from anima.dialogue.persona import Persona
+from anima.dialogue.persona import VISITOR_CLOSE, Persona
 from anima.dialogue.safety import (
     InputModerator,
     OutputFilter,
@@ -56,6 +61,7 @@ from anima.dialogue.safety import (
     detect_injection,
     wrap_user_text,
 )
+from anima.dialogue.smalltalk import small_talk
 from anima.emotion import estimate_emotion, reply_emotion
 from anima.pipeline import run_blocking
 
@@ -244,6 +250,50 @@ class Agent:
             seen.setdefault((phrase.text, phrase.emotion), phrase)
         return list(seen.values())
 
+    async def prefill(self, partial: str = "") -> int:
+        """Read what the next model prompt will start with into the model's cache.
+
+        Without ``partial``: the persona's system prompt (call it when the engine loads, so
+        the first visitor does not wait for it). With the stable words of a partial
+        transcript: the prompt this text would make, so at the endpoint only the last words
+        are read. Nothing is said or recorded; when the final transcript differs, the model
+        keeps only the common prefix (the speculation is discarded). Returns the tokens now
+        cached (0 when the brain has no cache: kb, a server).
+        """
+        prefill = getattr(self.brain, "prefill", None)
+        if prefill is None:
+            return 0
+        system = Message("system", self.persona.system_prompt(grounded_only=self.kcfg.strict))
+        text = " ".join(partial.split())[: self.max_input_chars]
+        if not text:
+            return await prefill([system])
+        masked, _ = self._masker.mask(text)
+        query = self._masker.strip(text)
+        hits = self.knowledge.search(query, self.kcfg.top_k) if self.knowledge else []
+        if not hits or hits[0].confidence < self.kcfg.threshold:
+            return await prefill([system])  # this would not reach the model as it stands
+        passages = [h for h in hits if h.confidence >= self.kcfg.threshold / 2]
+        grounded = self.kcfg.strict or not self.kcfg.open_chat
+        context = self.persona.turn_context(
+            passages=[(h.passage.id, h.passage.text) for h in passages[:2]],
+            grounded=grounded,
+        )
+        # The user's words are left open (no closing delimiter): the final continues them.
+        user = wrap_user_text(masked).rsplit(VISITOR_CLOSE, 1)[0]
+        messages = [
+            system,
+            *(m for m in self.history.messages() if m.role != "system"),
+            Message("user", f"{context}\n{user}"),
+        ]
+        return await prefill(messages)
+
+    def withdraw_last(self) -> None:
+        """Take the last question (and its unheard reply) back out of the history: it is being
+        asked again as part of a longer question (two finals merged)."""
+        if self._pending is not None:
+            self._pending = None
+            self.history.drop_last_user()
+
     def reset(self) -> None:
         """Forget the conversation (a new visitor at the kiosk); long-term memory stays."""
         self._pending = None
@@ -304,13 +354,16 @@ class Agent:
             return
         turn.confidence = round(confidence, 3)
         answerable = confidence >= self.kcfg.threshold
-        if self.brain is None or (self.kcfg.strict and not answerable):
+        # The retriever is sure: the operator's words, verbatim, with no model in the way.
+        sure = answerable and confidence >= self.kcfg.sure and self.kcfg.sure < 1.0
+        closed = not answerable and not self.kcfg.open_chat
+        if self.brain is None or sure or closed or (self.kcfg.strict and not answerable):
             if answerable:
                 turn.route, turn.sources = "kb", [hits[0].passage.id]
                 self.unanswered = 0
                 async for event in self._filtered(_phrases(hits[0].passage.text), turn):
                     yield event
-            elif line := _small_talk(text):
+            elif line := small_talk(text, self.persona):
                 turn.route = "smalltalk"
                 for phrase in _phrases(line):
                     yield phrase
@@ -371,6 +424,7 @@ class Agent:
         turn.route = "llm"
         # Weaker passages still help a model; the cut-off keeps unrelated ones out.
         passages = [h for h in hits if h.confidence >= self.kcfg.threshold / 2]
+        grounded = self.kcfg.strict or (bool(passages) and not self.kcfg.open_chat)
         turn.sources = [h.passage.id for h in passages]
         memories: list[str] = []
         if user_id and self.memory is not None:
@@ -378,12 +432,16 @@ class Agent:
         # The system prompt is fixed and always first (a local model caches it); this turn's
         # facts ride in the last user message, and the user's words always arrive delimited.
         system = self.persona.system_prompt(grounded_only=self.kcfg.strict)
+        if grounded and passages:
+            # A middling match: the model rephrases the passages, it adds nothing of its own.
+            passages = passages[:2]
         # A frustrated or sad visitor gets a calmer, shorter answer and a concerned face.
         feeling = estimate_emotion(masked)
         context = self.persona.turn_context(
             passages=[(h.passage.id, h.passage.text) for h in passages],
             memories=memories,
             mood=feeling.label if feeling.calm_and_brief else None,
+            grounded=grounded,
         )
         user = wrap_user_text(masked)
         messages = [
@@ -392,6 +450,8 @@ class Agent:
             Message("user", f"{context}\n{user}" if context else user),
         ]
         chunker = PhraseChunker(emotion=reply_emotion(feeling))
+        # Template tokens, passage ids and markup never reach the chunker (nor the TTS).
+        leaks = LeakFilter(turn.sources)
         out_filter = OutputFilter(
             terms=self.safety.blocked_output,
             patterns=self.safety.blocked_output_patterns,
@@ -425,6 +485,12 @@ class Agent:
 
         def emit(phrase: Phrase | None) -> tuple[list[Phrase], str | None]:
             """Filtered phrases of one chunker phrase (None: the end) and a stop reason."""
+            if phrase is not None:
+                # Before the PII masker, whose "[card number hidden]" must stay.
+                if not (text := leaks.phrase(phrase.text)):
+                    turn.reason = "system prompt echo"  # a phrase about the prompt itself
+                    return [], "blocked"
+                phrase = Phrase(text, phrase.emotion)
             filtered = out_filter.feed(phrase) if phrase is not None else out_filter.flush()
             if filtered.blocked:
                 turn.reason = filtered.blocked
@@ -458,9 +524,12 @@ class Agent:
                         delta = await anext(stream)
                     self.llm_tokens += 1
                     LLM_TOKENS.labels("reply").inc()
-                    pending: list[Phrase | None] = list(chunker.feed(delta))
+                    pending: list[Phrase | None] = list(chunker.feed(leaks.feed(delta)))
+                    if leaks.ended:  # an end-of-turn token: the rest is not the reply
+                        pending, ended = [*pending, *chunker.flush(), None], True
                 except StopAsyncIteration:
-                    pending, ended = [*chunker.flush(), None], True
+                    pending = [*chunker.feed(leaks.flush()), *chunker.flush(), None]
+                    ended = True
                 finally:
                     brain_seconds += self._now() - waited
                 for phrase in pending:
@@ -470,7 +539,12 @@ class Agent:
                         yield p
                     if stop:
                         break
-            if stop == "blocked":
+            if stop == "blocked" and turn.reason == "system prompt echo":
+                if not spoke:  # the model only recited its instructions: it had no answer
+                    async for event in self._cannot_answer(turn, route="llm"):
+                        yield event
+                    return
+            elif stop == "blocked":
                 yield Phrase(self.persona.refusal)
             elif stop == "session":
                 yield Phrase(self.persona.closing)
@@ -487,7 +561,15 @@ class Agent:
             if not isinstance(exc, BrainError | TimeoutError):
                 log.warning("brain raised %s", type(exc).__name__, exc_info=True)
             turn.route, turn.reason = "error", message
-            yield Phrase(self.persona.apology)
+            best = passages[0] if passages else None
+            if timed_out and not spoke and best and best.confidence >= self.kcfg.threshold:
+                # Too slow on a busy CPU: the best passage, verbatim, beats an apology.
+                turn.route, turn.sources = "kb", [best.passage.id]
+                self.unanswered = 0
+                async for event in self._filtered(_phrases(best.passage.text), turn):
+                    yield event
+            else:
+                yield Phrase(self.persona.apology)
             yield TurnFailed(message, retryable)
         finally:
             # Closes the HTTP stream / frees the model at once, also on aclose() and cancel.
@@ -560,27 +642,6 @@ class Agent:
                 log.warning("audit log write failed: %s", exc)
 
 
-_SMALL_TALK = (
-    (
-        re.compile(r"^(hi|hello|hey|good (morning|afternoon|evening))( there)?\W*$", re.I),
-        "Hello! What can I do for you?",
-    ),
-    (
-        re.compile(r"^(thanks|thank you|cheers|great|perfect|ok(ay)?)( (so|very) much)?\W*$", re.I),
-        "You're welcome.",
-    ),
-    (re.compile(r"^(bye|goodbye|see you|that'?s all)\W*$", re.I), "Goodbye, have a nice day!"),
-)
-
-
-def _small_talk(text: str) -> str | None:
-    """A fixed reply to a bare greeting, thanks or goodbye (only used without an LLM)."""
-    for pattern, line in _SMALL_TALK:
-        if pattern.match(text.strip()):
-            return line
-    return None
-
-
 def _phrases(text: str, emotion: str = "neutral") -> list[Phrase]:
     """Fixed text cut into phrases the way the chunker cuts a model's reply."""
     # The whole text is known: cut at clauses and sentences, not after the first few words.
@@ -600,7 +661,15 @@ def build_agent(
     """
     persona = Persona.from_settings(settings.persona)
     kdir = settings.knowledge.dir
-    knowledge = KnowledgeBase.load(Path(kdir)) if kdir is not None else None
+    knowledge = (
+        KnowledgeBase.load(
+            Path(kdir),
+            dense=settings.knowledge.dense,
+            cache_dir=settings.data_dir / "knowledge",  # passage embeddings, by content hash
+        )
+        if kdir is not None
+        else None
+    )
     intents = IntentMatcher.load(kdir, knowledge.analyzer if knowledge else None)
     if brain is None and settings.brain.backend != "kb":
         from anima.dialogue.backends import load_brain

@@ -232,8 +232,13 @@ class GGUFBrain:
     @classmethod
     def from_settings(cls, settings: Any) -> GGUFBrain:
         """Build from :class:`~anima.config.BrainSettings`."""
+        path = settings.model_path
+        if path is None and settings.model:
+            from anima.models import gguf_model
+
+            path = gguf_model(settings.model)  # a catalogue name, joined on first use
         return cls(
-            settings.model_path,
+            path,
             n_ctx=settings.n_ctx,
             threads=settings.threads,
             temperature=settings.temperature,
@@ -286,6 +291,32 @@ class GGUFBrain:
                     await job.finished.wait()
             except TimeoutError:
                 log.warning("GGUF worker still busy %.1fs after cancellation", _STOP_WAIT)
+
+    async def prefill(self, messages: Sequence[Message]) -> int:
+        """Read ``messages`` into the model's cache without replying; the tokens now cached.
+
+        The next :meth:`stream` whose prompt starts the same only decodes what follows: the
+        persona prompt at start-up (no cold first turn), or the stable words of a partial
+        transcript while the visitor is still talking. A prompt that turns out different is
+        harmless: the cache keeps only the common prefix. It waits for a running reply.
+        """
+        shared = self._require()
+        job = _Job(asyncio.get_running_loop(), self.queue_size)
+        job.shared = shared
+        stats = self.last_stats  # a prefill is not a reply: keep the last reply's numbers
+        worker = threading.Thread(
+            target=self._work, args=(shared, job, list(messages), 0), daemon=True
+        )
+        worker.start()
+        try:
+            await job.finished.wait()
+        finally:
+            job.cancel()  # cancelled by the caller: stop decoding the prompt
+        self.last_stats = stats
+        while not job.queue.empty():
+            if isinstance(item := job.queue.get_nowait(), BaseException):
+                raise item
+        return len(shared.cached)
 
     def _require(self) -> _Shared:
         if self._shared is None:

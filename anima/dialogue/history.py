@@ -75,6 +75,11 @@ class History:
             self.add(Message("assistant", text))
         return text
 
+    def drop_last_user(self) -> None:
+        """Remove the last message if it is the user's (a question asked again, merged)."""
+        if self._turns and self._turns[-1].role == "user":
+            self._turns.pop()
+
     def messages(self) -> list[Message]:
         """Pinned system messages, then the kept turns, oldest first."""
         return [*self._pinned, *self._turns]

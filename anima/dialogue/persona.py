@@ -23,6 +23,16 @@ VISITOR_OPEN = "<visitor>"
 VISITOR_CLOSE = "</visitor>"
 
 
+# Fixed lines of the per-turn context (never to be spoken back either).
+_CONTEXT_LINES = (
+    "Facts from the organisation's knowledge base:",
+    "This visitor asked you to remember (in their own words):",
+    "answer calmly and briefly, acknowledge it first.",
+    "Answer only from these facts, in one or two sentences; if they do not answer the "
+    "question, say you do not know.",
+)
+
+
 def language_name(language: str) -> str:
     """How the prompt names the persona's language (``zh`` -> Simplified Chinese (Mandarin))."""
     from anima.lang import LanguageError, get_pack
@@ -130,6 +140,7 @@ class Persona:
         passages: Sequence[tuple[str, str]] = (),
         memories: Sequence[str] = (),
         mood: str | None = None,
+        grounded: bool = False,
     ) -> str:
         """Knowledge, memories and the visitor's mood for one turn, before the visitor's words.
 
@@ -143,16 +154,31 @@ class Persona:
                 f"The visitor sounds {mood}: answer calmly and briefly, acknowledge it first."
             )
         if passages:
-            lines.append("Facts from the organisation's knowledge base:")
-            lines += [f"[{sid}] {text}" for sid, text in passages]
+            lines.append(_CONTEXT_LINES[0])
+            # No source ids: a small model reads them back aloud.
+            lines += [f"- {text}" for _, text in passages]
+            if grounded:
+                lines.append(_CONTEXT_LINES[3])
         if memories:
-            lines.append("This visitor asked you to remember (in their own words):")
+            lines.append(_CONTEXT_LINES[1])
             lines += [f"- {m}" for m in memories]
         return "\n".join(lines)
 
     def instructions(self) -> str:
-        """The fixed instruction part of the system prompt (what must never be echoed)."""
-        return self.system_prompt()
+        """Every fixed instruction the model sees (what must never be echoed): the system
+        prompt in both forms and the fixed lines of :meth:`turn_context`."""
+        text = "\n".join(
+            [
+                self.system_prompt(),
+                self.system_prompt(grounded_only=True).splitlines()[-2],
+                *_CONTEXT_LINES,
+            ]
+        )
+        # The "don't know" and fallback lines are quoted in the prompt to be said aloud.
+        for line in (self.dont_know, self.fallback):
+            if line.strip():
+                text = text.replace(line, "\n")
+        return text
 
 
 def _fill(text: str, subst: _Keep) -> str:

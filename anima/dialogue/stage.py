@@ -8,6 +8,11 @@ each phrase the :class:`~anima.dialogue.agent.Agent` releases becomes a
 frame (after the spoken apology). Typed user text enters the same way, as a final
 ``Transcript``.
 
+While the visitor talks, the stable words of the partial transcripts are read into the model
+ahead (:meth:`~anima.dialogue.agent.Agent.prefill`, in the background; the final waits for it);
+a final that follows the previous one within a second is answered together with it, as one
+question (:class:`~anima.dialogue.speculate.Speculator`).
+
 Interruption: the pipeline cancels :meth:`process` mid-reply, which closes the agent's
 generator and with it the brain's stream; :meth:`reset` then marks the reply as cut off. The
 session reports how much the user actually heard with :meth:`interrupted`.
@@ -15,11 +20,13 @@ session reports how much the user actually heard with :meth:`interrupted`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 from anima.dialogue.agent import Agent, HandoffRequested, TurnFailed
 from anima.dialogue.brain import Phrase
+from anima.dialogue.speculate import Speculator
 from anima.frames import Error, Frame, Handoff, TextChunk, Transcript
 from anima.pipeline import Stage
 
@@ -29,9 +36,13 @@ class DialogueStage(Stage):
 
     accepts = (Transcript,)
 
-    def __init__(self, agent: Agent, *, user_id: str | None = None) -> None:
+    def __init__(
+        self, agent: Agent, *, user_id: str | None = None, speculator: Speculator | None = None
+    ) -> None:
         self.agent = agent
         self.user_id = user_id  # who is talking (kiosk login, web account); None: anonymous
+        self.speculator = speculator or Speculator()
+        self._prefill: asyncio.Task[int] | None = None
 
     @property
     def name(self) -> str:
@@ -46,10 +57,21 @@ class DialogueStage(Stage):
         """Pass the transcript on; answer it if it is final."""
         assert isinstance(frame, Transcript)
         yield frame
-        if not frame.final or not frame.text.strip():
+        if not frame.final:
+            # Read the stable words into the model while the visitor is still talking.
+            stable = self.speculator.partial(frame.text)
+            if stable is not None and (self._prefill is None or self._prefill.done()):
+                self._prefill = asyncio.create_task(self._read_ahead(stable))
+            return
+        if not frame.text.strip():
             return
         turn = frame.turn
-        replies = self.agent.respond(frame.text, user_id=self.user_id)
+        question, merged = self.speculator.final(frame.text)
+        if merged:  # a pause cut one sentence in two: answer it whole
+            self.agent.withdraw_last()
+        if self._prefill is not None and not self._prefill.done():
+            await asyncio.wait([self._prefill])  # the model reads the rest after it
+        replies = self.agent.respond(question, user_id=self.user_id)
         async with contextlib.aclosing(replies):
             async for event in replies:
                 if isinstance(event, Phrase):
@@ -58,6 +80,12 @@ class DialogueStage(Stage):
                     yield Handoff(turn, event.reason)
                 elif isinstance(event, TurnFailed):
                     yield Error(turn, self.name, event.message, event.retryable, {"route": "llm"})
+
+    async def _read_ahead(self, text: str) -> int:
+        try:
+            return await self.agent.prefill(text)
+        except Exception:  # a failed speculation costs nothing but the time it took
+            return 0
 
     def reset(self) -> None:
         """After an interruption: the reply was cut off; heard length unknown until told."""

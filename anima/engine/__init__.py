@@ -97,6 +97,11 @@ class Engine:
             if not self._loaded:
                 await run_blocking(self._load_sync, progress or (lambda step: None))
                 self._loaded = True
+                # The persona prompt into the model's cache: no cold first turn.
+                try:
+                    await self.new_agent("prefill").prefill()
+                except Exception as exc:  # only a head start is lost
+                    log.warning("reading the persona prompt ahead failed: %s", exc)
                 if self.settings.voice.prewarm and isinstance(self._voice, CachedVoice):
                     self._warming = asyncio.create_task(
                         run_blocking(self._warm_sync), name="engine:warm-phrases"
@@ -152,7 +157,13 @@ class Engine:
         s = self.settings
         self._persona = self.persona({})
         kdir = s.knowledge.dir
-        self._knowledge = KnowledgeBase.load(Path(kdir)) if kdir is not None else None
+        self._knowledge = (
+            KnowledgeBase.load(
+                Path(kdir), dense=s.knowledge.dense, cache_dir=s.data_dir / "knowledge"
+            )
+            if kdir is not None
+            else None
+        )
         self._intents = IntentMatcher.load(
             kdir, self._knowledge.analyzer if self._knowledge else None
         )

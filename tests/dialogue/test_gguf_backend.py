@@ -107,12 +107,18 @@ def test_bench_brain_writes_json(tmp_path, settings, gguf_brain):
     from anima.bench.brain import bench_brain
 
     settings.brain.threads = gguf_brain.threads  # share the session's loaded model
-    assert bench_brain(tmp_path, settings, Console(file=io.StringIO()), 1, max_tokens=6) == 0
+    console = Console(file=io.StringIO())
+    assert bench_brain(tmp_path, settings, console, 1, max_tokens=6, questions=1) == 0
     result = json.loads((tmp_path / "brain.json").read_text())
     assert result["config"]["prompts"] == 1 and result["machine"]["cpus"]
     for mode in ("cold", "warm"):
         block = result[mode]
         assert block["first_phrase_s"]["p50"] >= block["first_token_s"]["p50"] > 0
         assert block["runs"][0]["tokens"] > 0
+    # Quality: one question of each kind per set, English and Chinese, graded; a plot.
+    sets = {q["set"]: q for q in result["quality"]}
+    assert {"kiosk-en", "kiosk-zh"} <= set(sets)
+    assert all(q["questions"] == 3 and q["leaks"] == 0 for q in sets.values())
+    assert (tmp_path / "brain-quality.png").is_file()
     # Warm runs reuse the persona prompt cached by the run before them.
     assert result["warm"]["runs"][0]["reused_tokens"] > 50

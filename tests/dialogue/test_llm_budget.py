@@ -34,7 +34,7 @@ def agent(kb, brain, budget: int) -> Agent:
         Persona.load(EXAMPLE / "persona.yaml"),
         brain=brain,
         knowledge=kb,
-        knowledge_settings=KnowledgeSettings(),
+        knowledge_settings=KnowledgeSettings(sure=1.0),  # the model answers every question
         safety=SafetySettings(max_session_tokens=100_000),  # the other cap stays out of the way
         max_llm_tokens=budget,
         budget_line=LINE,

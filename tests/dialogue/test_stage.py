@@ -5,6 +5,7 @@ from pathlib import Path
 
 from openai_server import Script
 
+from anima.config import KnowledgeSettings
 from anima.dialogue.agent import Agent
 from anima.dialogue.intents import IntentMatcher
 from anima.dialogue.knowledge import KnowledgeBase
@@ -23,6 +24,7 @@ def make_agent(brain=None) -> Agent:
         brain=brain,
         knowledge=kb,
         intents=IntentMatcher.load(EXAMPLE, kb.analyzer),
+        knowledge_settings=KnowledgeSettings(sure=1.0),  # the model answers every question
     )
 
 

