@@ -209,6 +209,8 @@ async def test_brain_fault_fails_only_that_turn(engine, mode):
     try:
         a._agent.brain = FaultyBrain(fault)
         a._agent.safety = a._agent.safety.model_copy(update={"reply_timeout": SHORT})
+        # Out of the knowledge's scope: only with open_chat does it reach the model at all.
+        a._agent.kcfg = a._agent.kcfg.model_copy(update={"open_chat": True})
         question = "Tell me a story about dragons and castles."
         await _check_isolated(a, b, lambda: a.ask(question), "brain", fault)
         await a.ask(question)
