@@ -10,6 +10,7 @@ Mandarin voice, :mod:`anima.tts.espeak_voice`).
 from __future__ import annotations
 
 import ctypes
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,8 @@ class Utterance:
     timings: list[PhonemeTiming]
 
 
-class Espeak:
-    """The espeak-ng library (a process-wide singleton: make one per process, not thread-safe)."""
+class _Library:
+    """The loaded espeak-ng library: initialised once per process, with one audio callback."""
 
     def __init__(self) -> None:
         try:
@@ -71,45 +72,72 @@ class Espeak:
         except ImportError as exc:
             raise VoiceError("espeak-ng is not installed: pip install espeakng-loader") from exc
 
-        self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         # espeak wants the folder that contains espeak-ng-data.
         home = str(Path(espeakng_loader.get_data_path()).parent).encode()
-        self._lib.espeak_Initialize.restype = ctypes.c_int
+        self.lib.espeak_Initialize.restype = ctypes.c_int
         flags = _PHONEME_EVENTS | _PHONEME_IPA | _DONT_EXIT
-        self.sample_rate = self._lib.espeak_Initialize(_SYNCHRONOUS, 0, home, flags)
+        self.sample_rate = self.lib.espeak_Initialize(_SYNCHRONOUS, 0, home, flags)
         if self.sample_rate <= 0:
             raise VoiceError("espeak-ng failed to initialise")
-        self._chunks: list[np.ndarray] = []
-        self._events: list[tuple[int, str]] = []
-        self._cb = _CALLBACK(self._on_audio)
-        self._lib.espeak_SetSynthCallback(self._cb)
+        self.chunks: list[np.ndarray] = []
+        self.events: list[tuple[int, str]] = []
+        # Kept alive for the life of the process: the library calls it on every synthesis.
+        self.callback = _CALLBACK(self._on_audio)
+        self.lib.espeak_SetSynthCallback(self.callback)
 
     def _on_audio(self, wav: object, n: int, events: object) -> int:
         if n > 0 and wav:
-            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            self.chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         i = 0
         while events[i].type != 0:
             ev = events[i]
             if ev.type == _EV_PHONEME:
                 sym = bytes(ev.id.string).split(b"\0")[0].decode("utf-8", "ignore")
-                self._events.append((ev.audio_position, sym))
+                self.events.append((ev.audio_position, sym))
             i += 1
         return 0
 
+
+# espeak-ng keeps its voice, parameters and callback in globals: one library per process, and
+# one synthesis at a time across every thread (two engines loading at once crashed it).
+_LOCK = threading.RLock()
+_LIBRARY: _Library | None = None
+
+
+def _library() -> _Library:
+    global _LIBRARY
+    with _LOCK:
+        if _LIBRARY is None:
+            _LIBRARY = _Library()
+        return _LIBRARY
+
+
+class Espeak:
+    """espeak-ng for one caller; every instance shares the process's library and lock."""
+
+    def __init__(self) -> None:
+        self._shared = _library()
+        self.sample_rate = self._shared.sample_rate
+
     def speak(self, text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50) -> Utterance:
         """Speak ``text`` with ``voice`` (e.g. ``en-us+m3``) at ``rate`` words/min and ``pitch`` 0..100."""
-        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise VoiceError(f"unknown espeak voice {voice!r}")
-        self._lib.espeak_SetParameter(_RATE, rate, 0)
-        self._lib.espeak_SetParameter(_PITCH, pitch, 0)
-        self._chunks, self._events = [], []
-        raw = text.encode() + b"\0"
-        self._lib.espeak_Synth(raw, len(raw), 0, 1, 0, 1, None, None)
-        self._lib.espeak_Synchronize()
-        pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        shared = self._shared
+        with _LOCK:
+            if shared.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise VoiceError(f"unknown espeak voice {voice!r}")
+            shared.lib.espeak_SetParameter(_RATE, rate, 0)
+            shared.lib.espeak_SetParameter(_PITCH, pitch, 0)
+            shared.chunks, shared.events = [], []
+            raw = text.encode() + b"\0"
+            shared.lib.espeak_Synth(raw, len(raw), 0, 1, 0, 1, None, None)
+            shared.lib.espeak_Synchronize()
+            chunks, found = shared.chunks, shared.events
+            shared.chunks, shared.events = [], []
+        pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         end = len(pcm) / self.sample_rate
         timings: list[PhonemeTiming] = []
-        events = sorted(self._events)
+        events = sorted(found)
         prev = 0.0
         for k, (ms, sym) in enumerate(events):
             start = ms / 1000.0
