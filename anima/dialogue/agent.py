@@ -33,36 +33,38 @@ stream at once. The reply enters the history only once it is known what the user
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from anima.config import KnowledgeSettings, SafetySettings, Settings
 from anima.dialogue.audit import AuditEntry, AuditLog
-from anima.dialogue.brain import Brain, BrainError, Message, Phrase
-from anima.dialogue.chunker import PhraseChunker
-from anima.dialogue.history import History, estimate_tokens, message_tokens
+from anima.dialogue.brain import Brain, Message, Phrase
+from anima.dialogue.history import History, estimate_tokens
 from anima.dialogue.intents import IntentMatcher, wants_human
 from anima.dialogue.knowledge import Hit, KnowledgeBase
-from anima.dialogue.leaks import LeakFilter
+from anima.dialogue.llm_turn import llm_reply
 from anima.dialogue.memory import LongTermMemory, MemoryCommand, parse_memory_command
-from anima.dialogue.metrics import LLM_BUDGET_SPENT, LLM_TOKENS, ReplyTimer
 from anima.dialogue.persona import VISITOR_CLOSE, Persona
 from anima.dialogue.safety import (
     InputModerator,
     OutputFilter,
     PiiMasker,
-    ReplyBudget,
     detect_injection,
     wrap_user_text,
 )
 from anima.dialogue.smalltalk import small_talk
-from anima.emotion import estimate_emotion, reply_emotion
+
+# The turn's events and record live in anima.dialogue.turn; they stay importable from here.
+from anima.dialogue.turn import BudgetSpent as BudgetSpent
+from anima.dialogue.turn import Event as Event
+from anima.dialogue.turn import HandoffRequested as HandoffRequested
+from anima.dialogue.turn import TurnFailed as TurnFailed
+from anima.dialogue.turn import TurnRecord as TurnRecord
+from anima.dialogue.turn import fixed_phrases as _phrases
 from anima.pipeline import run_blocking
 
 log = logging.getLogger(__name__)
@@ -76,55 +78,6 @@ MEMORY_LINES = {
     "nothing": "I don't have anything remembered about you.",
     "recall": "You asked me to remember:",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class HandoffRequested:
-    """The agent asks for a human to take over; ``reason`` as in :class:`anima.frames.Handoff`."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class TurnFailed:
-    """The brain failed on this turn (an apology phrase was already yielded)."""
-
-    message: str
-    retryable: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSpent:
-    """The session's LLM token budget is spent: ``used`` of ``allowed``; the brain was not
-    called (the budget line was already yielded)."""
-
-    used: int
-    allowed: int
-
-
-Event = Phrase | HandoffRequested | TurnFailed | BudgetSpent
-
-
-@dataclass
-class TurnRecord:
-    """What happened on one turn: for the audit log, ``anima chat`` and tests."""
-
-    question: str
-    route: str = ""
-    spoken: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    confidence: float | None = None
-    intent: str | None = None
-    reason: str | None = None
-    interrupted: bool = False
-    first_phrase_ms: float | None = None
-    total_ms: float | None = None
-    in_history: bool = True  # refusals stay out of the conversation the model sees
-
-    @property
-    def answer(self) -> str:
-        """The reply as spoken (phrases joined by single spaces)."""
-        return " ".join(self.spoken)
 
 
 class Agent:
@@ -416,170 +369,10 @@ class Agent:
             return MEMORY_LINES["nothing"]
         return " ".join([MEMORY_LINES["recall"], *facts])
 
-    async def _llm(
+    def _llm(
         self, masked: str, user_id: str | None, hits: list[Hit], turn: TurnRecord
     ) -> AsyncIterator[Event]:
-        assert self.brain is not None
-        brain = self.brain
-        turn.route = "llm"
-        # Weaker passages still help a model; the cut-off keeps unrelated ones out.
-        passages = [h for h in hits if h.confidence >= self.kcfg.threshold / 2]
-        grounded = self.kcfg.strict or (bool(passages) and not self.kcfg.open_chat)
-        turn.sources = [h.passage.id for h in passages]
-        memories: list[str] = []
-        if user_id and self.memory is not None:
-            memories = await run_blocking(self.memory.recall, user_id)
-        # The system prompt is fixed and always first (a local model caches it); this turn's
-        # facts ride in the last user message, and the user's words always arrive delimited.
-        system = self.persona.system_prompt(grounded_only=self.kcfg.strict)
-        if grounded and passages:
-            # A middling match: the model rephrases the passages, it adds nothing of its own.
-            passages = passages[:2]
-        # A frustrated or sad visitor gets a calmer, shorter answer and a concerned face.
-        feeling = estimate_emotion(masked)
-        context = self.persona.turn_context(
-            passages=[(h.passage.id, h.passage.text) for h in passages],
-            memories=memories,
-            mood=feeling.label if feeling.calm_and_brief else None,
-            grounded=grounded,
-        )
-        user = wrap_user_text(masked)
-        messages = [
-            Message("system", system),
-            *(m for m in self.history.messages() if m.role != "system"),
-            Message("user", f"{context}\n{user}" if context else user),
-        ]
-        chunker = PhraseChunker(emotion=reply_emotion(feeling))
-        # Template tokens, passage ids and markup never reach the chunker (nor the TTS).
-        leaks = LeakFilter(turn.sources)
-        out_filter = OutputFilter(
-            terms=self.safety.blocked_output,
-            patterns=self.safety.blocked_output_patterns,
-            masker=self._masker if self.safety.mask_pii else None,
-            instructions=self.persona.instructions(),
-        )
-        sentences = self.persona.max_sentences
-        budget = ReplyBudget(
-            self.persona.max_words, min(sentences, 2) if feeling.calm_and_brief else sentences
-        )
-        timer = ReplyTimer(brain.name, now=self._now)
-        token_room = self.safety.max_session_tokens - self.session_tokens
-        max_tokens = max(1, min(self.max_tokens, token_room))
-        if self.max_llm_tokens:
-            # Checked before the call: the prompt alone must fit, and the reply is capped to
-            # what is left. Prompt tokens are estimated (~4 chars each, as the history is);
-            # reply tokens are the brain's streamed deltas (one token each for llama.cpp and
-            # OpenAI-compatible servers).
-            prompt = sum(message_tokens(m) for m in messages)
-            room = self.max_llm_tokens - self.llm_tokens - prompt
-            if room <= 0:
-                turn.route, turn.reason, turn.in_history = "budget", "llm token budget", False
-                LLM_BUDGET_SPENT.inc()
-                yield Phrase(self.budget_line)
-                yield BudgetSpent(self.llm_tokens, self.max_llm_tokens)
-                return
-            max_tokens = max(1, min(max_tokens, room))
-            self.llm_tokens += prompt
-            LLM_TOKENS.labels("prompt").inc(prompt)
-        spent = [0]  # estimated tokens spoken so far in this reply
-
-        def emit(phrase: Phrase | None) -> tuple[list[Phrase], str | None]:
-            """Filtered phrases of one chunker phrase (None: the end) and a stop reason."""
-            if phrase is not None:
-                # Before the PII masker, whose "[card number hidden]" must stay.
-                if not (text := leaks.phrase(phrase.text)):
-                    turn.reason = "system prompt echo"  # a phrase about the prompt itself
-                    return [], "blocked"
-                phrase = Phrase(text, phrase.emotion)
-            filtered = out_filter.feed(phrase) if phrase is not None else out_filter.flush()
-            if filtered.blocked:
-                turn.reason = filtered.blocked
-                return [], "blocked"
-            out: list[Phrase] = []
-            for p in filtered.phrases:
-                out.append(p)
-                timer.phrase()
-                spent[0] += estimate_tokens(p.text)
-                if budget.spend(p.text):
-                    turn.reason = "reply cap"
-                    return out, "cap"
-                if self.session_tokens + spent[0] >= self.safety.max_session_tokens:
-                    turn.reason = "session token cap"
-                    return out, "session"
-            return out, None
-
-        stream = brain.stream(messages, max_tokens=max_tokens)
-        brain_seconds = 0.0  # time spent waiting on the brain, not on our consumer
-        stop: str | None = None
-        spoke = False
-        try:
-            ended = False
-            while not ended and stop is None:
-                remaining = self.safety.reply_timeout - brain_seconds
-                waited = self._now()
-                try:
-                    # The timeout wraps only the wait for the brain, never a yield, so a slow
-                    # consumer (the TTS behind a full queue) does not count against it.
-                    async with asyncio.timeout(max(0.001, remaining)):
-                        delta = await anext(stream)
-                    self.llm_tokens += 1
-                    LLM_TOKENS.labels("reply").inc()
-                    pending: list[Phrase | None] = list(chunker.feed(leaks.feed(delta)))
-                    if leaks.ended:  # an end-of-turn token: the rest is not the reply
-                        pending, ended = [*pending, *chunker.flush(), None], True
-                except StopAsyncIteration:
-                    pending = [*chunker.feed(leaks.flush()), *chunker.flush(), None]
-                    ended = True
-                finally:
-                    brain_seconds += self._now() - waited
-                for phrase in pending:
-                    out, stop = emit(phrase)
-                    for p in out:
-                        spoke = True
-                        yield p
-                    if stop:
-                        break
-            if stop == "blocked" and turn.reason == "system prompt echo":
-                if not spoke:  # the model only recited its instructions: it had no answer
-                    async for event in self._cannot_answer(turn, route="llm"):
-                        yield event
-                    return
-            elif stop == "blocked":
-                yield Phrase(self.persona.refusal)
-            elif stop == "session":
-                yield Phrase(self.persona.closing)
-            elif not spoke:
-                # The model said nothing speakable: treat it as not knowing.
-                async for event in self._cannot_answer(turn, route="llm"):
-                    yield event
-                return
-            self.unanswered = 0
-        except Exception as exc:  # any brain failure must not end the session
-            timed_out = isinstance(exc, TimeoutError)
-            retryable = timed_out or bool(getattr(exc, "retryable", False))
-            message = "the brain took too long" if timed_out else (str(exc) or type(exc).__name__)
-            if not isinstance(exc, BrainError | TimeoutError):
-                log.warning("brain raised %s", type(exc).__name__, exc_info=True)
-            turn.route, turn.reason = "error", message
-            best = passages[0] if passages else None
-            if timed_out and not spoke and best and best.confidence >= self.kcfg.threshold:
-                # Too slow on a busy CPU: the best passage, verbatim, beats an apology.
-                turn.route, turn.sources = "kb", [best.passage.id]
-                self.unanswered = 0
-                async for event in self._filtered(_phrases(best.passage.text), turn):
-                    yield event
-            else:
-                yield Phrase(self.persona.apology)
-            yield TurnFailed(message, retryable)
-        finally:
-            # Closes the HTTP stream / frees the model at once, also on aclose() and cancel.
-            close = getattr(stream, "aclose", None)
-            # RuntimeError: an abandoned reply finalised at loop shutdown, where the stream's
-            # own finaliser may already be closing it.
-            with contextlib.suppress(RuntimeError):
-                if close is not None:
-                    await close()
-            timer.finish()
+        return llm_reply(self, masked, user_id, hits, turn)
 
     async def _filtered(self, phrases: Iterable[Phrase], turn: TurnRecord) -> AsyncIterator[Event]:
         """Operator text (knowledge answers) through the output filter, without caps."""
@@ -640,16 +433,6 @@ class Agent:
                 self.audit.record(entry, user_id=who)
             except OSError as exc:
                 log.warning("audit log write failed: %s", exc)
-
-
-def _phrases(text: str, emotion: str = "neutral") -> list[Phrase]:
-    """Fixed text cut into phrases the way the chunker cuts a model's reply."""
-    # The whole text is known: cut at clauses and sentences, not after the first few words.
-    chunker = PhraseChunker(first_words=40)
-    phrases = chunker.feed(text) + chunker.flush()
-    if emotion != "neutral":
-        phrases = [Phrase(p.text, emotion) for p in phrases]
-    return phrases
 
 
 def build_agent(
