@@ -316,7 +316,7 @@ class Agent:
                 self.unanswered = 0
                 async for event in self._filtered(_phrases(hits[0].passage.text), turn):
                     yield event
-            elif line := small_talk(text, self.persona):
+            elif line := small_talk(text, self.persona.in_language_of(text)):
                 turn.route = "smalltalk"
                 for phrase in _phrases(line):
                     yield phrase
@@ -331,7 +331,7 @@ class Agent:
     async def _cannot_answer(
         self, turn: TurnRecord, route: str = "fallback"
     ) -> AsyncIterator[Event]:
-        p = self.persona
+        p = self.persona.in_language_of(turn.question)
         turn.route = route
         self.unanswered += 1
         if self.kcfg.handoff_after and self.unanswered >= self.kcfg.handoff_after:
@@ -385,7 +385,7 @@ class Agent:
             filtered = out_filter.feed(phrase)
             if filtered.blocked:
                 turn.reason = filtered.blocked
-                yield Phrase(self.persona.refusal)
+                yield Phrase(self.persona.in_language_of(turn.question).refusal)
                 return
             for p in filtered.phrases:
                 yield p

@@ -9,7 +9,7 @@ user text cannot lift (see :mod:`anima.dialogue.safety`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import yaml
@@ -74,6 +74,7 @@ class Persona:
     handoff: str
     apology: str
     closing: str
+    auto: bool = False  # language "auto": fixed lines follow the language of each question
 
     @classmethod
     def from_settings(cls, settings: PersonaSettings | None = None) -> Persona:
@@ -83,6 +84,7 @@ class Persona:
             settings = _with_file(settings, Path(settings.file))
         values = settings.model_dump(exclude={"file"})
         values["never"] = tuple(values["never"])
+        values["auto"] = _is_auto(values["language"])
         values["language"] = language_name(values["language"])
         subst = _Keep(name=values["name"], role=values["role"])
         for key, value in values.items():
@@ -93,6 +95,27 @@ class Persona:
             values["greeting"] = f"{values['greeting']} {values['ai_disclosure']}".strip()
         return cls(**values)
 
+    def in_language_of(self, text: str) -> Persona:
+        """This persona with its fixed lines in the language ``text`` is written in (``auto``).
+
+        An ``auto`` persona answers each visitor in their language, so "don't know", the
+        fallback, refusal and hand-off lines come from the language pack of the question when
+        the persona's own lines are in another script. Other personas are returned unchanged.
+        """
+        if not self.auto or not text.strip():
+            return self
+        from anima.lang import get_pack, members, pack_for_text
+
+        candidates = members(get_pack("auto"))
+        asked = pack_for_text(text, candidates)
+        if pack_for_text(self.dont_know, candidates).code == asked.code:
+            return self
+        lines = {**PersonaSettings().model_dump(include=set(_LINES)), **asked.persona}
+        subst = _Keep(name=self.name, role=self.role)
+        return replace(
+            self, **{k: " ".join(_fill(v, subst).split()) for k, v in lines.items() if k in _LINES}
+        )
+
     @classmethod
     def load(cls, path: Path) -> Persona:
         """A persona from a YAML file alone (defaults for missing keys)."""
@@ -100,7 +123,9 @@ class Persona:
 
     def dont_know_line(self) -> str:
         """What it says when it has no answer: the "I don't know" and the fallback offer."""
-        return f"{self.dont_know} {self.fallback}".strip()
+        # Chinese sentences follow each other with no space after 。
+        sep = "" if self.dont_know.endswith(("。", "！", "？")) else " "
+        return f"{self.dont_know}{sep}{self.fallback}".strip()
 
     def system_prompt(self, *, grounded_only: bool = False) -> str:
         """The system message: identity, style, limits and rules, the same on every turn.
@@ -179,6 +204,19 @@ class Persona:
             if line.strip():
                 text = text.replace(line, "\n")
         return text
+
+
+# The fixed lines that follow the visitor's language under ``auto``.
+_LINES = ("dont_know", "fallback", "refusal", "stay_in_role", "handoff", "apology", "closing")
+
+
+def _is_auto(language: str) -> bool:
+    from anima.lang import LanguageError, get_pack
+
+    try:
+        return get_pack(language).code == "auto"
+    except LanguageError:
+        return False
 
 
 def _fill(text: str, subst: _Keep) -> str:

@@ -50,3 +50,16 @@ def test_bad_persona_file(tmp_path):
         Persona.load(bad)
     with pytest.raises(PersonaError, match="cannot read"):
         Persona.load(tmp_path / "missing.yaml")
+
+
+def test_auto_persona_says_its_fixed_lines_in_the_visitors_language():
+    auto = Persona.from_settings(PersonaSettings(language="auto", name="Mia"))
+    assert auto.auto
+    zh = auto.in_language_of("今天天气怎么样？")
+    assert zh.dont_know_line() == "抱歉，这个问题我不太清楚。需要的话，我可以帮您联系工作人员。"
+    assert "Mia" in zh.stay_in_role and zh.name == "Mia"
+    en = auto.in_language_of("What is the weather like?")
+    assert en.dont_know == auto.dont_know and en.dont_know.isascii()
+    # A persona with one language keeps its lines whatever the visitor writes.
+    fixed = Persona.from_settings(PersonaSettings(language="en"))
+    assert fixed.in_language_of("今天天气怎么样？") is fixed
