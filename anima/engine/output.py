@@ -46,7 +46,11 @@ log = logging.getLogger("anima.engine.session")  # one logger for the whole conv
 # its size): about ±3° of yaw and ±2° of pitch, what a 2D client can show as a small tilt.
 _YAW_PER_SHIFT = 300.0
 _PITCH_PER_SHIFT = 300.0
-RENDER_NICENESS = 10  # render threads run below the voice's (see anima.pipeline.lower_priority)
+# Render threads run below the voice's (see anima.pipeline.lower_priority). Nice 4 is about
+# 40 % of a normal thread's share under contention: the voice goes first, but the face still
+# gets frames when other processes (a browser, another job) are busy. Nice 10 (~10 %) starved
+# the video to 2-8 fps whenever anything else ran on the machine.
+RENDER_NICENESS = 4
 
 
 @dataclass

@@ -100,13 +100,20 @@ async def rtc_session(base: str) -> None:
         await client.close()
 
 
-async def run_batches(make, count: int) -> float:
-    """``count`` sessions, ``CONCURRENCY`` at a time; returns the peak RSS seen (MB)."""
+async def run_batches(make, count: int, settled=None) -> float:
+    """``count`` sessions, ``CONCURRENCY`` at a time; returns the peak RSS seen (MB).
+
+    ``settled`` (a predicate) is awaited between batches: the server frees a closed client's
+    slot when it notices the close, a moment after the client's side returns, and a loaded
+    machine once left more than the per-client limit open into the next batch.
+    """
     peak = 0.0
     for start in range(0, count, CONCURRENCY):
         jobs = [make(i) for i in range(start, min(count, start + CONCURRENCY))]
         await asyncio.gather(*jobs)
         peak = max(peak, probe()["rss_mb"])
+        if settled is not None:
+            await until(settled, what="the closed sessions' slots freed")
     return peak
 
 
@@ -143,11 +150,14 @@ async def soak(engine) -> None:
     ):
         ws_url = f"ws://127.0.0.1:{kiosk.port}"
         # Warm-up at the working concurrency: pools, codecs and caches reach their size.
-        await run_batches(lambda i: ws_session(ws_url, greet=i % 2 == 0), CONCURRENCY * 2)
+        freed = lambda: not len(kiosk.clients)  # noqa: E731
+        await run_batches(lambda i: ws_session(ws_url, greet=i % 2 == 0), CONCURRENCY * 2, freed)
         await run_batches(lambda i: rtc_session(base), 4)
         before = await quiet(engine, app)
 
-        peak_ws = await run_batches(lambda i: ws_session(ws_url, greet=i % 10 == 0), WS_SESSIONS)
+        peak_ws = await run_batches(
+            lambda i: ws_session(ws_url, greet=i % 10 == 0), WS_SESSIONS, freed
+        )
         peak_rtc = await run_batches(lambda i: rtc_session(base), RTC_SESSIONS)
         after = await quiet(engine, app)
 
