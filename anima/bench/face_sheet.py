@@ -41,6 +41,13 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
+def _shape(cls: type, values) -> object:
+    """A MouthShape from values in field order, dropping those an older renderer lacks."""
+    from dataclasses import fields
+
+    return cls(*list(values)[: len(fields(cls))])
+
+
 def sheets(out: Path, tag: str, avatar, size: int) -> None:
     """``face_<tag>.png`` (each viseme at full size) and ``face_<tag>_mouth.png`` (2x crops)."""
     from PIL import Image
@@ -57,7 +64,7 @@ def sheets(out: Path, tag: str, avatar, size: int) -> None:
     full, crops = [], []
     for name, target in VISEMES.items():
         anim = FaceAnimator(avatar, size=size, seed=1, head_motion=0.0)
-        img = anim.render(0, MouthShape(*target), False)
+        img = anim.render(0, _shape(MouthShape, target), False)
         full.append(_label(img, name))
         crop = img[cy - half : cy + half, cx - half : cx + half]
         big = np.array(Image.fromarray(crop).resize((4 * half, 4 * half), Image.LANCZOS))
@@ -89,7 +96,7 @@ def clip(out: Path, tag: str, avatar, size: int, speech: dict) -> dict:
     cues = speech.get("cues", np.zeros((len(speech["params"]), 0)))
     for i, (p, sp) in enumerate(zip(speech["params"], speech["speaking"], strict=True)):
         t0, c0 = time.perf_counter(), time.process_time()
-        shape = MouthShape(*map(float, p), *map(float, cues[i]))
+        shape = _shape(MouthShape, [*map(float, p), *map(float, cues[i])])
         frames.append(anim.render(i, shape, bool(sp)))
         times.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
