@@ -11,7 +11,7 @@ from anima.lipsync import PhonemeLipSync
 from anima.lipsync.pitch import f0_track, pitch_cues
 from anima.render import face as F
 from anima.render.animator import FaceAnimator, _effective
-from anima.render.expression import LEFT_BROW, RIGHT_BROW
+from anima.render.expression import LEFT_BROW, RIGHT_BROW, warp_upper
 
 SR, FPS = 22050, 25
 
@@ -139,3 +139,16 @@ def test_m_shows_no_tongue(avatar):
     assert shape.tongue_up == 0 and shape.tongue_out == 0
     tongue, _ = _mouth(avatar, shape)
     assert tongue.sum() == 0
+
+
+def test_the_cheek_field_lifts_the_lower_lids(avatar):
+    anim = FaceAnimator(avatar, size=512, fps=FPS, seed=1, head_motion=0.0)
+    photo = anim.avatar.image.astype(np.uint8)
+    canvas = photo.copy()
+    warp_upper(anim.upper, np.array([0, 0, 0, 0, 0, 1.0]), canvas)
+    lid = avatar.landmarks[list(F.RIGHT_EYE_LOWER)]
+    x0, x1 = int(lid[:, 0].min()), int(lid[:, 0].max())
+    y0, y1 = int(lid[:, 1].min()) - 3, int(lid[:, 1].max()) + 4
+    a, b = photo.astype(np.float32).mean(2), canvas.astype(np.float32).mean(2)
+    err = [np.abs(a[y0:y1, x0:x1] - b[y0 + d : y1 + d, x0:x1]).mean() for d in range(-5, 6)]
+    assert int(np.argmin(err)) - 5 <= -1  # the lid line moved up by a pixel or more
