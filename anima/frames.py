@@ -103,13 +103,21 @@ class MouthShape:
 
     ``jaw_open``: how far the jaw drops; ``lip_width``: corners pulled apart (ee, smile);
     ``lip_round``: lips pushed forward and narrowed (oo, w); ``lip_closure``: lips pressed
-    together (p, b, m).
+    together (p, b, m). ``tongue_up``: the tongue tip raised to the upper teeth (l, n, t, d);
+    ``tongue_out``: the tip between the teeth (th). ``pitch``: the voice's pitch in semitones
+    above the phrase's median (0 when unvoiced or unknown); ``question``: 0..1 over the end of
+    a phrase that asks. The four mouth values come first, so ``MouthShape(*row)`` of a
+    four-value row still works.
     """
 
     jaw_open: float = 0.0
     lip_width: float = 0.0
     lip_round: float = 0.0
     lip_closure: float = 0.0
+    tongue_up: float = 0.0
+    tongue_out: float = 0.0
+    pitch: float = 0.0
+    question: float = 0.0
 
     def as_array(self) -> np.ndarray:
         """The four values in declaration order."""

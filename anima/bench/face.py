@@ -39,14 +39,25 @@ def _speech(settings: Settings, path: Path) -> dict[str, object]:
     from anima.bench.render import TEN_SECONDS
     from anima.frames import MediaClock
     from anima.lipsync import PhonemeLipSync
+    from anima.lipsync.pitch import pitch_cues
     from anima.tts import load_voice
 
     voice = load_voice(settings.voice.backend, model=settings.voice.model)
     fps = settings.render.fps
-    rows, pcm, start, clock = [], [], 0, None
+    rows, pcm, start, clock, cues = [], [], 0, None, []
     for chunk in voice.synthesize(TEN_SECONDS):
         clock = clock or MediaClock(chunk.sample_rate, fps)
-        rows += PhonemeLipSync().shapes(chunk, start, clock)
+        got = PhonemeLipSync().shapes(chunk, start, clock)
+        rows += got
+        # As the lip-sync stage does: the voice's pitch and a question's end, per frame.
+        times = (
+            np.array([i for i, _, _ in got]) * clock.sample_rate / fps - start
+        ) / clock.sample_rate
+        pitch, asks = pitch_cues(chunk.pcm, chunk.sample_rate, times, chunk.text)
+        cues += [
+            (s.tongue_up, s.tongue_out, p, q)
+            for (_, s, _), p, q in zip(got, pitch, asks, strict=True)
+        ]
         pcm.append(chunk.pcm)
         start += len(chunk.pcm)
     audio = np.concatenate(pcm).astype(np.int16)
@@ -54,6 +65,7 @@ def _speech(settings: Settings, path: Path) -> dict[str, object]:
         path,
         params=np.array([s.as_array() for _, s, _ in rows], np.float32),
         speaking=np.array([sp for _, _, sp in rows]),
+        cues=np.array(cues, np.float32).reshape(-1, 4),
         pcm=audio,
         rate=clock.sample_rate if clock else 22050,
         fps=fps,

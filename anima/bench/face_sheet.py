@@ -27,8 +27,8 @@ VISEMES = {
     "u": (0.25, 0.1, 0.95, 0.0),
     "m/b/p": (0.02, 0.35, 0.0, 1.0),
     "f/v": (0.1, 0.45, 0.0, 0.6),
-    "th": (0.22, 0.45, 0.0, 0.0),
-    "l": (0.3, 0.45, 0.0, 0.0),
+    "th": (0.22, 0.45, 0.0, 0.0, 0.0, 1.0),  # tongue out between the teeth
+    "l": (0.3, 0.45, 0.0, 0.0, 1.0, 0.0),  # tongue tip at the upper teeth
 }
 
 
@@ -39,6 +39,13 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     cv2.putText(out, text, (8, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
     cv2.putText(out, text, (8, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
     return out
+
+
+def _shape(cls: type, values) -> object:
+    """A MouthShape from values in field order, dropping those an older renderer lacks."""
+    from dataclasses import fields
+
+    return cls(*list(values)[: len(fields(cls))])
 
 
 def sheets(out: Path, tag: str, avatar, size: int) -> None:
@@ -57,7 +64,7 @@ def sheets(out: Path, tag: str, avatar, size: int) -> None:
     full, crops = [], []
     for name, target in VISEMES.items():
         anim = FaceAnimator(avatar, size=size, seed=1, head_motion=0.0)
-        img = anim.render(0, MouthShape(*target), False)
+        img = anim.render(0, _shape(MouthShape, target), False)
         full.append(_label(img, name))
         crop = img[cy - half : cy + half, cx - half : cx + half]
         big = np.array(Image.fromarray(crop).resize((4 * half, 4 * half), Image.LANCZOS))
@@ -85,9 +92,12 @@ def clip(out: Path, tag: str, avatar, size: int, speech: dict) -> dict:
         os.sched_setaffinity(0, {min(affinity)})
     cv2.setNumThreads(1)
     frames, times, cpu = [], [], []
+    # Tongue, pitch and question per frame (tongue_up, tongue_out, pitch, question), when given.
+    cues = speech.get("cues", np.zeros((len(speech["params"]), 0)))
     for i, (p, sp) in enumerate(zip(speech["params"], speech["speaking"], strict=True)):
         t0, c0 = time.perf_counter(), time.process_time()
-        frames.append(anim.render(i, MouthShape(*map(float, p)), bool(sp)))
+        shape = _shape(MouthShape, [*map(float, p), *map(float, cues[i])])
+        frames.append(anim.render(i, shape, bool(sp)))
         times.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
     if affinity:

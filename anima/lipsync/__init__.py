@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from anima.frames import MediaClock, MouthShape, SpeechChunk
-from anima.lipsync.coarticulation import loudness_envelope, mouth_track
+from anima.lipsync.coarticulation import loudness_envelope, mouth_track, tongue_track
 
 
 class LipSync(Protocol):
@@ -41,6 +41,7 @@ class PhonemeLipSync:
         times = (indices * clock.sample_rate / clock.fps - start_sample) / clock.sample_rate
         loud = loudness_envelope(chunk.pcm, chunk.sample_rate, times, window=2.0 / clock.fps)
         params, speaking = mouth_track(chunk.phonemes, times, loud)
+        params = np.hstack([params, tongue_track(chunk.phonemes, times)])
         return [
             (int(i), MouthShape(*map(float, p)), bool(s))
             for i, p, s in zip(indices, params, speaking, strict=True)

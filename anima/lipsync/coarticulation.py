@@ -14,7 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from anima.frames import MouthShape, PhonemeTiming
-from anima.lipsync.visemes import LENGTH_MARKS, STRESS_MARKS, is_pause, viseme_arrays
+from anima.lipsync.visemes import (
+    LENGTH_MARKS,
+    STRESS_MARKS,
+    is_pause,
+    tongue_targets,
+    viseme_arrays,
+)
 
 # How far a phoneme's influence reaches, as a multiple of its own duration, and at least this.
 _REACH = 0.55
@@ -74,6 +80,22 @@ def mouth_track(
     if loudness is not None:
         params[:, 0] *= 0.65 + 0.35 * np.clip(loudness, 0.0, 1.0)
     return np.clip(params, 0.0, 1.0), speaking
+
+
+def tongue_track(timings: Sequence[PhonemeTiming], times: np.ndarray) -> np.ndarray:
+    """(len(times), 2) tongue tip (up, out) at each of ``times``: full during an /l/ /n/ /th/,
+    easing in and out over its neighbours (the tongue moves a little ahead of the sound)."""
+    times = np.asarray(times, dtype=np.float64)
+    merged = merge_marks(timings)
+    if not merged or times.size == 0:
+        return np.zeros((times.size, 2))
+    tips = tongue_targets([t.phoneme for t in merged])
+    starts = np.array([t.start for t in merged])
+    ends = np.array([t.end for t in merged])
+    centres = (starts + ends) / 2
+    dist = np.maximum(0.0, np.abs(times[:, None] - centres[None, :]) - (ends - starts)[None, :] / 2)
+    weight = np.exp(-((dist / 0.05) ** 2))  # (frames, phonemes)
+    return (weight[:, :, None] * tips[None, :, :]).max(axis=1)
 
 
 def loudness_envelope(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import numpy as np
 
 from anima.frames import AudioFrame, Frame, MediaClock, MouthFrame, SpeechChunk
 from anima.lipsync import LipSync, PhonemeLipSync
+from anima.lipsync.pitch import pitch_cues
 from anima.pipeline import Stage
 
 
@@ -31,7 +35,15 @@ class LipSyncStage(Stage):
         start = self.samples
         self.samples += len(frame.pcm)
         yield AudioFrame(turn=frame.turn, pcm=frame.pcm, sample_rate=frame.sample_rate, pts=start)
-        for index, shape, speaking in self.lipsync.shapes(frame, start, self.clock):
+        shapes = self.lipsync.shapes(frame, start, self.clock)
+        if not shapes:
+            return
+        # The voice's pitch and a question's rising end go with the mouth to the face.
+        sr, fps = self.clock.sample_rate, self.clock.fps
+        times = (np.array([i for i, _, _ in shapes]) * sr / fps - start) / sr
+        pitch, question = pitch_cues(frame.pcm, frame.sample_rate, times, frame.text)
+        for (index, shape, speaking), p, q in zip(shapes, pitch, question, strict=True):
+            shape = replace(shape, pitch=float(p), question=float(q))
             yield MouthFrame(
                 turn=frame.turn, index=index, shape=shape, speaking=speaking, emotion=frame.emotion
             )

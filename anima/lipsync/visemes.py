@@ -93,6 +93,17 @@ def is_pause(phoneme: str) -> bool:
     return not phoneme or phoneme in PAUSES
 
 
+# The tongue tip where the lips let it show: (at the upper teeth, between the teeth). Mandarin
+# l and n are the same symbols, so the data covers both languages.
+_TONGUE_TIP = {"L": (1.0, 0.0), "TDN": (0.8, 0.0), "TH": (0.0, 1.0)}
+
+
+def tongue_targets(phonemes: list[str]) -> np.ndarray:
+    """(n, 2) tongue tip targets per phoneme: (up at the upper teeth, out between the teeth)."""
+    rows = [_TONGUE_TIP.get(viseme_for(p).name, (0.0, 0.0)) for p in phonemes]
+    return np.array(rows, dtype=np.float64).reshape(-1, 2)
+
+
 def viseme_arrays(phonemes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Targets and dominances, each (n, 4), for a list of phoneme symbols."""
     visemes = [viseme_for(p) for p in phonemes]

@@ -98,13 +98,14 @@ class FaceAnimator:
         expr = self.expression.step()
         params = np.append(_effective(shape), np.float32(expr.smile))
         self._warp(self.rig.mouth, params, canvas)
-        self._paint_mouth(params, canvas)
+        self._paint_mouth(params, canvas, shape)
         up = self.upper.region
         canvas[up.y0 : up.y1, up.x0 : up.x1] = self._image[up.y0 : up.y1, up.x0 : up.x1]
         # Narrowed eyes (a smile, sadness) are a partly lowered lid; blinks close the rest.
         squint = 0.5 * max(0.0, -expr.eye_open)
         self.eyelids.apply(canvas, squint + (1.0 - squint) * self.idle.blink(t))
-        stress = self.prosody.step(float(shape.jaw_open), speaking)
+        stress = self.prosody.step(float(shape.jaw_open), speaking, shape.pitch, shape.question)
+        asking = self.prosody.asking
         if self.prosody.mid_word:
             self.idle.defer_blink(t, 1.0 / self.fps)
         if self.prosody.sentence_ended:
@@ -113,11 +114,13 @@ class FaceAnimator:
         g = self._gaze_amount
         upper = np.array(
             [
-                expr.brow_raise + 0.35 * stress,
+                expr.brow_raise + 0.35 * stress + 0.45 * asking,
                 expr.brow_inner,
                 max(0.0, expr.eye_open),
                 g * gx,
                 g * gy,
+                # The cheeks lift the lower lids with a smile and, a little, on open vowels.
+                max(0.0, expr.smile) * 0.8 + 0.25 * max(0.0, float(shape.jaw_open) - 0.4),
             ]
         )
         if np.abs(upper).max() > 1e-3:
@@ -129,7 +132,7 @@ class FaceAnimator:
         pose = self.idle.pose(t, self.size, self._talk * expr.nod)
         pose = replace(
             pose,
-            roll=pose.roll + expr.tilt,
+            roll=pose.roll + expr.tilt + 2.5 * asking,
             dy=pose.dy + (expr.head_down + 0.5 * stress * expr.nod) * 0.01 * self.size,
         )
         return self._frame(canvas, pose)
@@ -153,7 +156,7 @@ class FaceAnimator:
             x0, y0, x1, y1 = rect
             canvas[y0:y1, x0:x1] = image[y0:y1, x0:x1]
         self._warp(self.rig.mouth, params, canvas, image)
-        self._paint_mouth(params, canvas)
+        self._paint_mouth(params, canvas, shape)
         return canvas
 
     def _warp(
@@ -180,11 +183,20 @@ class FaceAnimator:
             borderMode=cv2.BORDER_REFLECT,
         )
 
-    def _paint_mouth(self, params: np.ndarray, canvas: np.ndarray) -> None:
+    def _paint_mouth(self, params: np.ndarray, canvas: np.ndarray, shape: MouthShape) -> None:
         lm = self.rig.landmarks_for(self.avatar.landmarks, params)
         upper = lm[list(F.LIPS_UPPER_INNER)]
         lower = lm[[F.INNER_CORNERS[0], *F.LIPS_LOWER_INNER, F.INNER_CORNERS[1]]]
-        paint_interior(canvas, upper, lower, self.rig.mouth_width, self._teeth, float(params[2]))
+        paint_interior(
+            canvas,
+            upper,
+            lower,
+            self.rig.mouth_width,
+            self._teeth,
+            float(params[2]),
+            shape.tongue_up,
+            shape.tongue_out,
+        )
 
     def _frame(self, canvas: np.ndarray, pose: HeadPose) -> np.ndarray:
         work = canvas.shape[0]

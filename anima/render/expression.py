@@ -7,7 +7,8 @@ Two extra sets of thin-plate-spline fields, built once per avatar like the mouth
   interior follows the same landmark moves;
 * an **upper-face** region around the eyes and brows with fields for ``brow_raise``,
   ``brow_inner`` (inner ends up and together: worry), ``eye_open`` (upper lids up) and gaze
-  (the irises slide inside the eye outline, which is held still).
+  (the irises slide inside the eye outline, which is held still), and ``cheek`` (the cheeks
+  rise and push the lower lids up a little, as in a smile or a wide-open vowel).
 
 The upper face is warped after the eyelids are painted, from a copy restored from the photo
 every frame, so warps never accumulate on the reused canvas.
@@ -27,7 +28,7 @@ RIGHT_BROW = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55)  # outer -> inner, upper
 LEFT_BROW = (300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
 RIGHT_IRIS = (468, 469, 470, 471, 472)
 LEFT_IRIS = (473, 474, 475, 476, 477)
-UPPER_FIELDS = ("brow_raise", "brow_inner", "eye_open", "gaze_x", "gaze_y")
+UPPER_FIELDS = ("brow_raise", "brow_inner", "eye_open", "gaze_x", "gaze_y", "cheek")
 
 
 @dataclass
@@ -65,7 +66,7 @@ def build_upper_face(landmarks: np.ndarray, work_size: int, bottom_limit: int) -
     u = float(np.linalg.norm(lm[33] - lm[263]))  # outer eye corners: the face's width unit
     centre_x = float((lm[33, 0] + lm[263, 0]) / 2)
     moves = np.zeros((len(UPPER_FIELDS), 478, 2))
-    raise_, inner, eye_open, gaze_x, gaze_y = moves
+    raise_, inner, eye_open, gaze_x, gaze_y, cheek = moves
     brows = RIGHT_BROW + LEFT_BROW
     for i in brows:
         raise_[i, 1] = -0.07 * u
@@ -86,6 +87,9 @@ def build_upper_face(landmarks: np.ndarray, work_size: int, bottom_limit: int) -
             across = 1.0 - min(1.0, abs(lm[i, 0] - mid) / (eye_w / 2)) ** 2
             raise_[i, 1] = -0.012 * u * across  # raised brows stretch the lid skin a little
             eye_open[i, 1] = -0.22 * eye_h * across
+        for i in lower:
+            across = 1.0 - min(1.0, abs(lm[i, 0] - mid) / (eye_w / 2)) ** 2
+            cheek[i, 1] = -0.25 * eye_h * across
         for i in iris:
             gaze_x[i, 0] = 0.16 * eye_w
             gaze_y[i, 1] = 0.12 * eye_h

@@ -1,8 +1,8 @@
 """The inside of an open mouth, painted between the inner lip edges of a photo avatar.
 
 Back to front: a cavity that darkens with depth (towards its centre and the corners), a tongue
-(a shaded dome on open vowels; its tip raised behind the upper teeth on mid openings such as
-/l/ /n/ /th/), lower teeth when the jaw is wide open, and upper teeth drawn one by one (central
+(a shaded dome on open vowels; its tip raised to the upper teeth for /l/ /n/ /t/ /d/, and
+out between the teeth, over their edges, for /th/, as the lip-sync's tongue values say), lower teeth when the jaw is wide open, and upper teeth drawn one by one (central
 incisors, laterals, canines, premolars, narrowing with the dental arch) with cylindrical
 shading, dark gaps, a shadow under the upper lip and darkness towards the corners. Around the
 opening the lips get their wet, darker inner rim. All sizes are in mouth widths ``s``.
@@ -74,10 +74,14 @@ def paint_interior(
     s: float,
     teeth: np.ndarray,
     roundness: float = 0.0,
+    tongue_up: float = 0.0,
+    tongue_out: float = 0.0,
 ) -> None:
     """Paint the mouth opening between ``upper`` and ``lower`` inner lip edges into ``canvas``.
 
     ``upper`` and ``lower`` run corner to corner (left to right) and share their end points.
+    ``tongue_up`` (0..1) raises the tongue tip to the upper teeth; ``tongue_out`` (0..1) shows
+    it between the teeth.
     """
     gaps = lower[:, 1] - np.interp(lower[:, 0], upper[:, 0], upper[:, 1])
     if gaps.max() < 0.01 * s:
@@ -114,11 +118,12 @@ def paint_interior(
 
     # Tongue: a dome on the floor of the mouth; on mid openings its tip rises to the teeth.
     open_ = np.clip(centre_gap / (0.3 * s), 0, 1)
-    tip = np.clip(1 - abs(centre_gap / s - 0.17) / 0.08, 0, 1) * (1 - roundness)
+    tip = float(np.clip(tongue_up, 0, 1)) * (1 - roundness)
     if centre_gap > 0.05 * s:
         dome_w = rx * (0.62 - 0.15 * tip)
         dx = (xs[None, :] - cx) / max(dome_w, 1.0)
-        height = gap * (0.25 + 0.15 * open_ + 0.45 * tip) * np.sqrt(np.clip(1 - dx**2, 0, 1))
+        # A raised tip reaches the upper teeth's edge (which it shortens: see below).
+        height = gap * (0.25 + 0.15 * open_ + 0.5 * tip) * np.sqrt(np.clip(1 - dx**2, 0, 1))
         surface = bot - height
         t = np.clip((yy - surface) / 1.2, 0, 1) * (np.abs(dx) < 1)
         # Lighter along the top ridge and the middle, darker back and sides; a faint groove.
@@ -149,7 +154,7 @@ def paint_interior(
 
     # Upper teeth: hang from under the upper lip; lower lip covers them when nearly closed.
     # A raised tongue tip (/l/, /n/, /th/) shows just under the teeth.
-    length = np.minimum(0.12 * s, (0.62 - 0.22 * tip) * gap)
+    length = np.minimum(0.12 * s, (0.62 - 0.3 * tip) * gap)
     inside = _teeth(
         inside,
         xs,
@@ -164,6 +169,19 @@ def paint_interior(
         across,
         from_top=True,
     )
+
+    # /th/: the tongue tip lies between the teeth, over the upper teeth's biting edge.
+    out = float(np.clip(tongue_out, 0, 1)) * (1 - roundness)
+    if out > 0.05:
+        # A rounded tip rising from the floor of the mouth to just over the teeth's edge.
+        dx = (xs[None, :] - cx) / (0.19 * s)
+        half = np.clip(1 - dx**2, 0, 1) ** 0.35
+        t_top = bot - (bot - (top + 0.7 * length)) * half
+        below = yy - t_top
+        ridge = np.clip(1 - below / max(0.05 * s, 1.0), 0, 1)
+        shade = (0.7 + 0.22 * ridge + 0.1 * half) * (1 - 0.25 * np.abs(dx) ** 4)
+        t = np.clip(below + 0.5, 0, 1) * (np.abs(dx) < 1) * min(1.0, out * 1.5)
+        inside = inside * (1 - t[..., None]) + (_TONGUE * shade[..., None]) * t[..., None]
 
     roi = canvas[y0:y1, x0:x1].astype(np.float32)
     # The wet inner rim of the lips: a darker, slightly redder band just outside the opening.

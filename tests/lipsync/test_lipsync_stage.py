@@ -83,3 +83,17 @@ async def test_other_frames_pass_the_stage() -> None:
         await p.push(TurnEnd(turn=0))
         out = await collect_until_turn_end(p)
     assert out == [text]
+
+
+async def test_mouth_frames_carry_the_voice_pitch_and_a_question_end() -> None:
+    async with Pipeline([LipSyncStage(CLOCK)]) as p:
+        await p.push(speech(SR, "It is open."))
+        await p.push(speech(SR, "Is it open?"))
+        await p.push(TurnEnd(turn=0))
+        out = await collect_until_turn_end(p)
+    mouths = [f for f in out if isinstance(f, MouthFrame)]
+    told, asked = mouths[:25], mouths[25:]
+    assert all(m.shape.question == 0 for m in told)
+    # A steady 180 Hz voice: at its own median, so no pitch accent anywhere.
+    assert all(abs(m.shape.pitch) < 0.5 for m in mouths)
+    assert asked[0].shape.question == 0 and asked[-1].shape.question > 0.9
