@@ -16,6 +16,7 @@ Piper at ``length_scale`` 1.45 -- ``anima bench lipsync`` tests on those.
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import sys
 import time
@@ -25,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sentences import sentences  # noqa: E402
+from sentences_zh import sentences_zh  # noqa: E402
 
 from anima.frames import MediaClock, PhonemeTiming, SpeechChunk  # noqa: E402
 from anima.lipsync import PhonemeLipSync  # noqa: E402
@@ -48,6 +50,41 @@ ESPEAK_VARIANTS = [
     "klatt3",
 ]
 PIPER_LENGTHS = [0.8, 0.9, 1.0, 1.1, 1.25]
+ZH_LENGTHS = [0.8, 0.9, 1.0, 1.1, 1.25]  # Mandarin voices (espeak cmn-latn-pinyin, zh-baker)
+
+
+def chunked(chunks) -> tuple[np.ndarray, list[PhonemeTiming]]:
+    """One PCM array and one timing list from a voice's per-sentence chunks."""
+    pcm = np.concatenate([c.pcm for c in chunks])
+    timings, off = [], 0.0
+    for c in chunks:
+        timings += [PhonemeTiming(t.phoneme, t.start + off, t.end + off) for t in c.phonemes]
+        off += c.duration
+    return pcm, timings
+
+
+def mandarin(n_espeak: int, n_baker: int, rng: random.Random):
+    """(pcm, rate, timings, source) from both Mandarin voices, bench sentences left out."""
+    from anima.lang import get_pack
+    from anima.tts.baker_voice import BakerVoice
+    from anima.tts.espeak_voice import EspeakVoice
+
+    held_out = tuple(get_pack("zh").bench["sentences"])
+    texts = sentences_zh(n_espeak + n_baker, SEED + 1, held_out)
+    voices: dict[float, object] = {}
+    for i, text in enumerate(texts):
+        length = rng.choice(ZH_LENGTHS)
+        if i < n_espeak:
+            voice = EspeakVoice("zh", length_scale=length, pitch=rng.randint(20, 85))
+            source = "zh-espeak"
+        else:
+            if length not in voices:
+                voices[length] = BakerVoice(length_scale=length, threads=1)
+            voice, source = voices[length], "zh-baker"
+        chunks = list(voice.synthesize(text))
+        if chunks:
+            pcm, timings = chunked(chunks)
+            yield pcm, voice.sample_rate, timings, source
 
 
 def label(pcm: np.ndarray, sr: int, timings: list[PhonemeTiming]) -> np.ndarray:
@@ -116,6 +153,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("training/cache/train.npz"))
     ap.add_argument("--piper", type=int, default=360)
     ap.add_argument("--espeak", type=int, default=480)
+    ap.add_argument("--zh-espeak", type=int, default=0, help="Mandarin espeak-ng utterances")
+    ap.add_argument("--zh-baker", type=int, default=0, help="Mandarin zh-baker utterances")
     args = ap.parse_args()
     rng = random.Random(SEED)
     nrng = np.random.default_rng(SEED)
@@ -129,29 +168,29 @@ def main() -> None:
     espeak = Espeak()
     mels, labels, sources = [], [], []
     started = time.perf_counter()
-    for i, text in enumerate(texts):
-        if i < args.piper:
-            piper._config = SynthesisConfig(  # training-only: vary the voice's own randomness
-                length_scale=rng.choice(PIPER_LENGTHS),
-                noise_scale=rng.uniform(0.3, 0.9),
-                noise_w_scale=rng.uniform(0.4, 1.0),
-            )
-            chunks = list(piper.synthesize(text))
-            if not chunks:
-                continue
-            pcm = np.concatenate([c.pcm for c in chunks])
-            timings, off = [], 0.0
-            for c in chunks:
-                timings += [
-                    PhonemeTiming(t.phoneme, t.start + off, t.end + off) for t in c.phonemes
-                ]
-                off += c.duration
-            sr, source = piper.sample_rate, "piper"
-        else:
-            accent, variant = rng.choice(ESPEAK_ACCENTS), rng.choice(ESPEAK_VARIANTS)
-            voice = accent + (f"+{variant}" if variant else "")
-            u = espeak.speak(text, voice, rate=rng.randint(120, 240), pitch=rng.randint(20, 85))
-            pcm, sr, timings, source = u.pcm, u.sample_rate, u.timings, "espeak"
+
+    def english():
+        for i, text in enumerate(texts):
+            if i < args.piper:
+                piper._config = SynthesisConfig(  # training-only: vary the voice's randomness
+                    length_scale=rng.choice(PIPER_LENGTHS),
+                    noise_scale=rng.uniform(0.3, 0.9),
+                    noise_w_scale=rng.uniform(0.4, 1.0),
+                )
+                chunks = list(piper.synthesize(text))
+                if chunks:
+                    pcm, timings = chunked(chunks)
+                    yield pcm, piper.sample_rate, timings, "piper"
+            else:
+                accent, variant = rng.choice(ESPEAK_ACCENTS), rng.choice(ESPEAK_VARIANTS)
+                voice = accent + (f"+{variant}" if variant else "")
+                rate, pitch = rng.randint(120, 240), rng.randint(20, 85)
+                u = espeak.speak(text, voice, rate=rate, pitch=pitch)
+                yield u.pcm, u.sample_rate, u.timings, "espeak"
+
+    total = len(texts) + args.zh_espeak + args.zh_baker
+    items = itertools.chain(english(), mandarin(args.zh_espeak, args.zh_baker, rng))
+    for i, (pcm, sr, timings, source) in enumerate(items):
         pcm, timings = pad(pcm, sr, timings, rng)
         y = label(pcm, sr, timings)
         x16 = augment(N.to_16k(pcm, sr), nrng)
@@ -162,7 +201,7 @@ def main() -> None:
         labels.append(y[:n])
         sources.append(source)
         if i % 50 == 0:
-            print(f"{i}/{len(texts)} {time.perf_counter() - started:.0f}s", flush=True)
+            print(f"{i}/{total} {time.perf_counter() - started:.0f}s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     mel_len = np.array([len(m) for m in mels])
     lab_len = np.array([len(y) for y in labels])

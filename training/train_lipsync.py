@@ -76,6 +76,43 @@ def load(path: Path):
     return out, mel
 
 
+def _num(name: str) -> int:
+    return int(name.rsplit("_", 1)[1])
+
+
+def from_onnx(path: Path) -> Audio2Mouth:
+    """The torch model with the weights of an exported ONNX graph (to fine-tune a shipped model).
+
+    The exporter stores the linear layers transposed and the GRU gates in ONNX order (z, r, h)
+    where torch uses (r, z, n); both are undone here.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    w = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    model = Audio2Mouth(w["mean"], w["std"])
+    gru = [w[k] for k in sorted((k for k in w if k.startswith("onnx::GRU_")), key=_num)]
+    mats = [w[k] for k in sorted((k for k in w if k.startswith("onnx::MatMul_")), key=_num)]
+    ih, hh, bias = gru[0][0], gru[1][0], gru[2][0]
+
+    def gates(a: np.ndarray) -> np.ndarray:
+        z, r, h = np.split(a, 3)
+        return np.concatenate([r, z, h])
+
+    state = {k: torch.tensor(v) for k, v in w.items() if not k.startswith("onnx::")}
+    proj, head = sorted(mats, key=lambda m: -m.shape[1])
+    state |= {
+        "proj.0.weight": torch.tensor(proj.T.copy()),
+        "head.weight": torch.tensor(head.T.copy()),
+        "gru.weight_ih_l0": torch.tensor(gates(ih)),
+        "gru.weight_hh_l0": torch.tensor(gates(hh)),
+        "gru.bias_ih_l0": torch.tensor(gates(bias[: 3 * HIDDEN])),
+        "gru.bias_hh_l0": torch.tensor(gates(bias[3 * HIDDEN :])),
+    }
+    model.load_state_dict(state)
+    return model
+
+
 def batches(utts, rng: np.random.Generator, size: int, crop: int):
     """Random crops of ``crop`` frames (shorter utterances padded with their last frame)."""
     order = rng.permutation(len(utts))
@@ -135,7 +172,9 @@ def export(model: Audio2Mouth, out: Path) -> None:
 def main() -> None:
     """Train, report validation correlation, export."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=Path("training/cache/train.npz"))
+    ap.add_argument("--data", type=Path, nargs="+", default=[Path("training/cache/train.npz")])
+    ap.add_argument("--init", type=Path, help="fine-tune from this exported ONNX model")
+    ap.add_argument("--lr", type=float, default=LR)
     ap.add_argument("--out", type=Path, default=Path("anima/lipsync/models/audio2mouth.onnx"))
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--minutes", type=float, default=15.0, help="stop early after this long")
@@ -144,13 +183,16 @@ def main() -> None:
     torch.manual_seed(SEED)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(SEED)
-    utts, mel = load(args.data)
+    loaded = [load(p) for p in args.data]
+    utts = [u for part, _ in loaded for u in part]
+    mel = np.concatenate([m for _, m in loaded])
     mean, std = mel.mean(0), mel.std(0) + 1e-3
     val_idx = set(rng.choice(len(utts), size=max(8, len(utts) // 20), replace=False).tolist())
     train = [u for i, u in enumerate(utts) if i not in val_idx]
     val = [u for i, u in enumerate(utts) if i in val_idx]
-    model = Audio2Mouth(mean, std)
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-4)
+    # Fine-tuning keeps the model's own mel normalisation (its weights were learnt on it).
+    model = from_onnx(args.init) if args.init else Audio2Mouth(mean, std)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     started = time.perf_counter()
     history = []
     for epoch in range(args.epochs):
@@ -167,7 +209,7 @@ def main() -> None:
             if done >= 1.0:
                 break
             for group in opt.param_groups:
-                group["lr"] = LR * 0.5 * (1 + math.cos(math.pi * done))
+                group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * done))
             pred, _ = model(x, torch.zeros(1, x.shape[0], HIDDEN))
             loss = loss_fn(pred, y)
             opt.zero_grad()
@@ -176,6 +218,9 @@ def main() -> None:
             opt.step()
             total, n = total + float(loss.detach()), n + 1
         corr = evaluate(model, val)
+        for src in sorted({u[2] for u in val}):  # per source, so a language's drop shows
+            part = evaluate(model, [u for u in val if u[2] == src])
+            print(f"  {src}: " + " ".join(f"{v:.3f}" for v in part.values()), flush=True)
         elapsed = time.perf_counter() - started
         history.append({"epoch": epoch, "loss": total / max(n, 1), "val_corr": corr, "s": elapsed})
         print(
@@ -189,6 +234,9 @@ def main() -> None:
     export(model, args.out)
     meta = {
         "seed": SEED,
+        "data": [str(p) for p in args.data],
+        "init": str(args.init) if args.init else None,
+        "lr": args.lr,
         "train_utterances": len(train),
         "val_utterances": len(val),
         "frames": int(sum(len(u[1]) for u in train)),
