@@ -99,6 +99,10 @@ class Talker:
             reader = asyncio.create_task(receive())
             try:
                 await self._talk(ws, stop, reader)
+            except ConnectionClosed:
+                # The server closed (a refusal: an error, then the close). A send can fail
+                # before the reader has taken that error; let it drain what arrived first.
+                await asyncio.wait({reader}, timeout=2.0)
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -256,6 +260,12 @@ def bench_load(
             ok = [r["n"] for r in sweep if r["sustained"]]
             limit = max(ok) if ok else 1
             engine.settings.server.max_sessions = limit  # what the operator would configure
+            # The sweep's last sessions close a moment after their clients: wait, or one of
+            # them still holds a slot, a refusal-run talker is refused and an extra gets in.
+            for _ in range(200):
+                if not engine.sessions:
+                    break
+                await asyncio.sleep(0.05)
             err.print(f"refusal check: max_sessions = {limit}, {extra} extra clients")
             refusal = await _run(url, limit, questions, voice.sample_rate, fps, seconds, 4.0, extra)
             refusal["max_sessions"] = limit
