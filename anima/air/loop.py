@@ -18,7 +18,10 @@ first)`` in :attr:`~Broadcaster.outgoing`). One render runs at a time; while it 
 loop goes on with audio alone. Under CPU pressure video is shed, in this order and only for as
 long as needed: a lower frame rate (every 2nd, 3rd or 4th frame rendered, chosen from the
 measured render time against the frame time) and then skipped frames (a render still busy, or
-the loop late); every picture not rendered is counted in ``anima_air_video_skipped_total``.
+the loop late). While nobody speaks and a visitor waits on the voice (a final decode, the first
+sentence of a reply: :func:`anima.pipeline.voice_urgent`) the idle face drops to a few frames a
+second, so the voice has the cores. Every picture not rendered is counted in
+``anima_air_video_skipped_total``.
 
 With ``realtime=False`` (offline production) nothing is paced: the loop waits for speech instead
 of filling with idle, and runs as fast as render and encode allow.
@@ -48,7 +51,7 @@ from prometheus_client import Counter, Histogram
 from anima.air.actions import ActionTrack
 from anima.air.program import REST, Program, Silence, Utterance
 from anima.frames import MediaClock, MouthShape
-from anima.pipeline import Clock, MonotonicClock, run_blocking, wait_any
+from anima.pipeline import Clock, MonotonicClock, run_blocking, voice_urgent, wait_any
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +67,12 @@ REPEATS = Counter("anima_live_repeated_frames_total", "Frames repeated because t
 VIDEO_SKIPPED = Counter(
     "anima_air_video_skipped_total",
     "Pictures not rendered so that audio stays on time (audio-first loops), by reason: "
-    "rate (frame rate lowered), busy (the last render still running), late (the loop behind).",
+    "rate (frame rate lowered), busy (the last render still running), late (the loop behind), "
+    "voice (an idle face while a visitor waits on recognition or the reply's first sound).",
     ["reason"],
 )
 MAX_STRIDE = 4  # the lowest frame rate video sheds to: every 4th frame (6 fps at 25)
+VOICE_STRIDE = 8  # an idle face while the voice works urgently: every 8th frame (3 fps at 25)
 
 Render = Callable[[int, MouthShape, bool], np.ndarray]
 Picked = tuple[MouthShape, bool, np.ndarray, str | None]  # mouth, speaking, audio span, subtitle
@@ -156,6 +161,7 @@ class Broadcaster:
         offload: bool = True,
         queue_frames: int = 4,
         audio_first: bool = False,
+        voice_busy: Callable[[], bool] = voice_urgent,
     ) -> None:
         self.program = program
         self.render = render
@@ -182,6 +188,8 @@ class Broadcaster:
         self.stride = 1  # render every ``stride``-th frame (audio-first: a lower frame rate)
         self._render_cost = 0.0  # smoothed render time of one picture, on the clock
         self._rendering: asyncio.Task[None] | None = None
+        self.voice_busy = voice_busy
+        self._rendered = -VOICE_STRIDE  # the last frame whose picture was rendered
 
     @property
     def frame(self) -> int:
@@ -260,10 +268,19 @@ class Broadcaster:
             reason = "late"
         elif k % self.stride and self._last is not None and not self._fresh(k):
             reason = "rate"
+        elif (
+            self._on_air is None
+            and self._last is not None
+            and k - self._rendered < VOICE_STRIDE
+            and self.voice_busy()
+        ):
+            # Nobody is talking and the visitor waits on the voice: the idle face can wait.
+            reason = "voice"
         if reason is not None:
             self.stats.video_skipped += 1
             VIDEO_SKIPPED.labels(reason).inc()
             return
+        self._rendered = k
         self._rendering = asyncio.create_task(
             self._render_after(k, first, shape, speaking, subtitle), name="air-render"
         )

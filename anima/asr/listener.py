@@ -40,7 +40,7 @@ from anima.asr.segmenter import (
 from anima.asr.vad import WINDOW, SileroModel, VadStream
 from anima.asr.whisper import Recognition
 from anima.frames import Transcript
-from anima.pipeline import Clock, MonotonicClock, run_voice
+from anima.pipeline import Clock, MonotonicClock, run_voice, run_voice_first
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +396,10 @@ class Listener:
             # for good keeps its thread, but the conversation goes on without it.
             # (asyncio.timeout: 3.11's wait_for can swallow a cancellation.)
             async with asyncio.timeout(self.config.decode_timeout):
-                result = await run_voice(self.recognizer.transcribe, job.audio)
+                # A final (or the speculative one) is what the visitor waits on; partials
+                # are not, and must not slow the listening face down.
+                run = run_voice if job.kind == "partial" else run_voice_first
+                result = await run(self.recognizer.transcribe, job.audio)
             if not isinstance(result, Recognition) or not isinstance(result.text, str):
                 raise TypeError(f"the recogniser returned {type(result).__name__}, not text")
             job.result = result

@@ -48,7 +48,7 @@ class PiperTTS:
         variation: float = 1.0,
     ) -> None:
         try:
-            from piper import PiperVoice, SynthesisConfig
+            from piper import SynthesisConfig
         except ImportError as exc:  # pragma: no cover - part of the base install
             raise VoiceError("Piper is not installed: pip install piper-tts") from exc
         from anima.device import resolve_device
@@ -56,9 +56,7 @@ class PiperTTS:
         dev = resolve_device(device, "onnxruntime", what="Piper voice")
         self.device = str(dev)
         onnx_path, config_path = piper_voice(model)
-        self._voice = PiperVoice.load(onnx_path, config_path=config_path, include_alignments=True)
-        if dev.cuda:
-            self._voice = _on_cuda(self._voice, onnx_path, dev.index)
+        self._voice = _load(onnx_path, config_path, dev.index if dev.cuda else None)
         if len(self._voice.session.get_outputs()) < 2:
             raise VoiceError(
                 "Piper loaded without phoneme alignments (the onnx package failed to patch the "
@@ -149,34 +147,64 @@ class PiperTTS:
         return pcm, timings
 
 
+# Piper's onnxruntime threads. Measured on 2 cores, a 4-word first phrase: with the default
+# session (2 spinning threads) 121 ms idle and 215 ms (max 383) with one core kept busy by
+# another process; with 2 threads that sleep instead of spinning 108 ms and 175 ms (max 209):
+# spinning threads fight the other work of a session for the cores (issue 22).
+CPU_THREADS = 2
+
+
+def cpu_options() -> object:
+    """onnxruntime session options for Piper on the CPU: few threads, none spinning."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = CPU_THREADS
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _load(onnx_path: Path, config_path: Path, cuda: int | None) -> object:
+    """A Piper voice whose graph is patched in memory to output phoneme durations.
+
+    Made here rather than by ``PiperVoice.load``, which neither takes session options (the
+    CPU threads above) nor picks a GPU nor keeps a CPU fallback.
+    """
+    import json
+
+    import onnxruntime
+    from piper import PiperConfig, PiperVoice
+
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+    except ImportError as exc:
+        raise VoiceError(
+            f"cannot patch the Piper voice for phoneme alignments ({exc}); install onnx<1.18 "
+            "with protobuf<5 as pinned in pyproject.toml"
+        ) from exc
+    graph = onnx.load(str(onnx_path))
+    try:
+        add_alignment_output(graph)
+    except ValueError:  # already patched on disk
+        pass
+    data = graph.SerializeToString()
+    if cuda is None:
+        session = onnxruntime.InferenceSession(
+            data, sess_options=cpu_options(), providers=["CPUExecutionProvider"]
+        )
+    else:  # pragma: no cover - GPU
+        session = onnxruntime.InferenceSession(data, providers=cuda_providers(cuda))
+        if session.get_providers()[0] != "CUDAExecutionProvider":
+            raise VoiceError(f"onnxruntime could not open CUDA device {cuda} for the Piper voice")
+    config = PiperConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
+    return PiperVoice(session=session, config=config)
+
+
 def cuda_providers(index: int) -> list[str | tuple[str, dict[str, object]]]:
     """onnxruntime providers for GPU ``index``: CUDA first, the CPU for any op CUDA lacks."""
     return [
         ("CUDAExecutionProvider", {"device_id": index, "cudnn_conv_algo_search": "HEURISTIC"}),
         "CPUExecutionProvider",
     ]
-
-
-def _on_cuda(voice: object, onnx_path: Path, index: int) -> object:  # pragma: no cover - GPU
-    """``voice`` with its session rebuilt on CUDA device ``index`` (alignments patched in).
-
-    Piper's own ``use_cuda`` neither picks the device nor keeps a CPU fallback, so the
-    session is made here from the same in-memory patched graph.
-    """
-    import dataclasses
-
-    import onnx
-    import onnxruntime
-    from piper.patch_voice_with_alignment import add_alignment_output
-
-    graph = onnx.load(str(onnx_path))
-    try:
-        add_alignment_output(graph)
-    except ValueError:  # already patched on disk
-        pass
-    session = onnxruntime.InferenceSession(
-        graph.SerializeToString(), providers=cuda_providers(index)
-    )
-    if session.get_providers()[0] != "CUDAExecutionProvider":
-        raise VoiceError(f"onnxruntime could not open CUDA device {index} for the Piper voice")
-    return dataclasses.replace(voice, session=session)  # type: ignore[type-var]

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from anima.frames import Frame, SpeechChunk, TextChunk
-from anima.pipeline import Stage, run_voice
+from anima.pipeline import Stage, run_voice, run_voice_first
 from anima.tts import Voice, speak
 
 
@@ -44,21 +44,25 @@ class SpeechStage(Stage):
     def __init__(self, voice: Voice, timeout: float | None = None) -> None:
         self.voice = voice
         self.timeout = timeout
+        self._spoken_turn: int | None = None  # the turn whose first sentence is out
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         """Yield a :class:`SpeechChunk` per sentence of the text, as each is ready."""
         assert isinstance(frame, TextChunk)
         sentences = iter(speak(self.voice, frame.text, frame.turn, frame.emotion))
         while True:
+            # The first sentence of a turn is what the visitor waits for: it goes first.
+            run = run_voice_first if frame.turn != self._spoken_turn else run_voice
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that lands as the synthesis finishes, and the stage then never stops.
                 async with asyncio.timeout(self.timeout):
-                    chunk = await run_voice(next, sentences, None)
+                    chunk = await run(next, sentences, None)
             except TimeoutError:
                 raise SpeechError(f"speech synthesis took over {self.timeout:g} s") from None
             if chunk is None:
                 return
+            self._spoken_turn = frame.turn
             yield check_chunk(chunk)
 
 

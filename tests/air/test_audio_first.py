@@ -68,7 +68,7 @@ async def advance_until(clock, cond, step=1 / FPS / 4, limit=2000):
 def skipped_total():
     return sum(
         REGISTRY.get_sample_value("anima_air_video_skipped_total", {"reason": r}) or 0.0
-        for r in ("rate", "busy", "late")
+        for r in ("rate", "busy", "late", "voice")
     )
 
 
@@ -161,3 +161,47 @@ async def test_a_slow_renderer_sheds_video_while_audio_stays_continuous_and_on_t
     # Each picture still follows its own audio.
     for _, k, t, _ in video:
         assert t >= next(e[2] for e in audio if e[1] == k)
+
+
+async def test_an_idle_face_drops_to_a_few_frames_while_a_visitor_waits_on_the_voice():
+    clock = VirtualClock()
+    program = Program()
+    sink = TimedSink(clock)
+    busy = [False]
+    rendered = []
+
+    def render(k, shape, speaking):
+        rendered.append((k, speaking))
+        return np.full((8, 8, 3), 200 if speaking else 10, np.uint8)
+
+    b = Broadcaster(
+        program,
+        render,
+        sink,
+        MediaClock(SR, FPS),
+        clock=clock,
+        offload=False,
+        lead_out=0,
+        preroll=0.04,
+        audio_first=True,
+        voice_busy=lambda: busy[0],
+    )
+    before = REGISTRY.get_sample_value("anima_air_video_skipped_total", {"reason": "voice"}) or 0
+    task = asyncio.create_task(b.run())
+    await advance_until(clock, lambda: len(sink.audio()) >= 25)
+    idle_quiet = len(rendered)
+    assert idle_quiet >= 24  # nobody waits: the idle face at the full rate
+    busy[0] = True  # a final decode or a reply's first sentence is under way
+    await advance_until(clock, lambda: len(sink.audio()) >= 75)
+    waiting = len(rendered) - idle_quiet
+    assert 4 <= waiting <= 50 // 8 + 2, waiting  # every 8th frame: the face still moves
+    skipped = REGISTRY.get_sample_value("anima_air_video_skipped_total", {"reason": "voice"})
+    assert skipped - before >= 40
+    # The reply's first picture is never held back, nor its speech frames, busy or not.
+    program.add(reply(0.6))
+    await advance_until(clock, lambda: sum(1 for r in rendered if r[1]) >= 10)
+    speaking = [k for k, s in rendered if s]
+    assert speaking == list(range(speaking[0], speaking[0] + len(speaking)))
+    assert all(e[3][2] > 0 for e in sink.audio() if e[1] in speaking)
+    b.stop.set()
+    await advance_until(clock, task.done)
