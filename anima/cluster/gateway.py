@@ -42,12 +42,13 @@ from anima.cluster.book import SessionBook
 from anima.cluster.directory import Directory
 from anima.cluster.kiosk import bridge
 from anima.config import Settings
-from anima.server.app import STATIC, _bearer
+from anima.server.app import STATIC
 from anima.server.auth import TokenError, TokenSigner, check_operator, ice_servers, is_loopback
 from anima.server.bodies import Answer, Candidate, Offer, TokenRequest, text_body
 from anima.server.contract import install_error_handlers
 from anima.server.limits import ServerLimits
 from anima.server.registry import new_session_id
+from anima.server.throttle import bearer, install_rate_limit, token_checker
 
 log = logging.getLogger(__name__)
 
@@ -323,22 +324,12 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
     app.state.signer = signer
     app.state.token_required = token_required
 
-    @app.middleware("http")
-    async def _rate_limit(request: Request, call_next):
-        path = request.url.path
-        if path.startswith("/api/") and path != "/api/health":
-            peer = request.client.host if request.client else None
-            forwarded = request.headers.get("x-forwarded-for")
-            client = limits.client(peer, forwarded)
-            request.state.client = client
-            request.state.local = limits.local(peer, forwarded)
-            if not limits.allow(client, _bearer(request)):
-                return JSONResponse(
-                    {"error": "rate_limited", "message": "too many requests a second; slow down"},
-                    status_code=429,
-                    headers={"Retry-After": str(limits.retry_after())},
-                )
-        return await call_next(request)
+    install_rate_limit(
+        app,
+        limits,
+        settings.server.messages_per_second,
+        token_checker(cfg, signer) if token_required else None,
+    )
 
     # The error contract of ``anima serve``: every error is {"error", "message"} (400 for a
     # body that fails validation, 404/405 JSON, 500 for a bug).
@@ -353,7 +344,7 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
     def authorize(request: Request, sid: str | None = None, token: str | None = None) -> None:
         if not token_required:
             return
-        presented = token or _bearer(request)
+        presented = token or bearer(request)
         if check_operator(cfg, presented):
             return
         try:
@@ -387,7 +378,7 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
     @app.get("/api/workers", tags=["server"])
     async def workers(request: Request) -> dict[str, Any]:
         """The live workers as their heartbeats describe them (operator, off loopback)."""
-        if token_required and not check_operator(cfg, _bearer(request)):
+        if token_required and not check_operator(cfg, bearer(request)):
             raise GatewayError(401, "unauthorized", "the operator key is required")
         return {"workers": [vars(b) for b in cluster.directory.live()]}
 
@@ -407,7 +398,7 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
         if cfg.operator_key is not None or token_required:
             if cfg.operator_key is None:
                 raise GatewayError(403, "forbidden", "set webrtc.operator_key to issue tokens")
-            if not check_operator(cfg, _bearer(request)):
+            if not check_operator(cfg, bearer(request)):
                 raise GatewayError(401, "unauthorized", "the operator key is required")
         sid = (body.session_id if body else None) or new_session_id()
         text, grant = signer.issue(sid)
@@ -419,7 +410,7 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
         sid = None
         if token_required:
             try:
-                sid = signer.verify(body.token or _bearer(request)).session_id
+                sid = signer.verify(body.token or bearer(request)).session_id
             except TokenError as exc:
                 raise GatewayError(401, "unauthorized", str(exc)) from None
             if not cluster.connected:

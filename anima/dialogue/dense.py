@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,8 +68,62 @@ def _embedder() -> Any:
         return _model
 
 
+BACKGROUND_FILE = Path(__file__).with_name("data") / "background.txt"
+# A background question that stands out this far (z-score among the background questions of
+# its script) in its nearness to the folder is about something the folder covers: it is no
+# background for that folder. Absolute cosines do not carry over between languages: every
+# Chinese line is nearer any Chinese folder than most English lines are to an English one.
+BACKGROUND_DROP = 2.0
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def background_texts() -> list[str]:
+    """Questions no single service desk answers (weather, sport, other offices...)."""
+    lines = BACKGROUND_FILE.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _vectors(texts: Sequence[str], cache_dir: Path | None) -> Any:
+    """Passage embeddings of ``texts``, from the process memo, the cache folder or the model."""
+    import numpy as np
+
+    digest = hashlib.sha256("\0".join([MODEL_ID, *texts]).encode()).hexdigest()[:24]
+    path = cache_dir / f"dense-{digest}.npy" if cache_dir is not None else None
+    vectors = _MEMO.get(digest)
+    if vectors is None and path is not None and path.is_file():
+        try:
+            vectors = np.load(path)
+            if vectors.shape[0] != len(texts):
+                vectors = None
+        except (OSError, ValueError):
+            vectors = None
+    if vectors is None:
+        vectors = (
+            np.asarray(_embedder().passage(list(texts)), dtype=np.float32)
+            if texts
+            else np.zeros((0, 384), np.float32)
+        )
+        vectors = vectors.reshape(len(texts), -1)
+    if path is not None and not path.is_file():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, vectors)
+            tmp.replace(path)
+        except OSError as exc:  # a read-only data dir only costs the next start time
+            log.warning("cannot cache knowledge embeddings: %s", exc)
+    _MEMO[digest] = vectors
+    return vectors
+
+
 class DenseIndex:
-    """Embeddings of ``units`` (passage index, text); :meth:`search` gives per-passage cosines."""
+    """Embeddings of ``units`` (passage index, text); :meth:`scores` gives per-passage cosines.
+
+    It also holds the folder's *background*: the questions of :data:`BACKGROUND_FILE` that the
+    folder does not cover. :meth:`match` also says how much closer a query comes to the nearest
+    of them than to anything in the folder (positive: the question is about something else,
+    though it may share a word with a passage).
+    """
 
     def __init__(
         self, units: Sequence[tuple[int, str]], n_passages: int, cache_dir: Path | None = None
@@ -79,41 +134,39 @@ class DenseIndex:
         self.n_passages = n_passages
         self._owner = np.array([i for i, _ in units], dtype=np.int64)
         texts = [" ".join(t.split())[:MAX_CHARS] for _, t in units]
-        digest = hashlib.sha256("\0".join([MODEL_ID, *texts]).encode()).hexdigest()[:24]
-        path = cache_dir / f"dense-{digest}.npy" if cache_dir is not None else None
-        vectors = _MEMO.get(digest)
-        if vectors is None and path is not None and path.is_file():
-            try:
-                vectors = np.load(path)
-                if vectors.shape[0] != len(texts):
-                    vectors = None
-            except (OSError, ValueError):
-                vectors = None
-        if vectors is None:
-            vectors = (
-                np.asarray(_embedder().passage(texts), dtype=np.float32)
-                if texts
-                else np.zeros((0, 384), np.float32)
-            )
-            vectors = vectors.reshape(len(texts), -1)
-        if path is not None and not path.is_file():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp.npy")
-                np.save(tmp, vectors)
-                tmp.replace(path)
-            except OSError as exc:  # a read-only data dir only costs the next start time
-                log.warning("cannot cache knowledge embeddings: %s", exc)
-        self._vectors = _MEMO[digest] = vectors
+        self._vectors = _vectors(texts, cache_dir)
+        lines = background_texts()
+        background = _vectors(lines, cache_dir)
+        if len(self._vectors) and len(background):
+            near = (background @ self._vectors.T).max(axis=1)
+            covered = np.zeros(len(lines), dtype=bool)
+            chinese = np.array([_CJK.search(line) is not None for line in lines])
+            for script in (chinese, ~chinese):
+                if script.sum() > 2:
+                    z = (near[script] - near[script].mean()) / max(near[script].std(), 1e-6)
+                    covered[script] = z > BACKGROUND_DROP
+            background = background[~covered]
+        self._background = background
         _embedder()  # loaded now, with the knowledge, not on the first visitor's question
 
     def scores(self, query: str) -> Any:
         """The best cosine of every passage to ``query`` (an array of ``n_passages``)."""
+        return self.match(query)[0]
+
+    def match(self, query: str) -> tuple[Any, float]:
+        """(best cosine of every passage, background margin) for ``query``.
+
+        The margin is the query's cosine to the nearest background question minus its cosine
+        to the nearest text of the folder (negative when there is no background).
+        """
         np = self._np
         best = np.full(self.n_passages, -1.0, dtype=np.float32)
         if not len(self._vectors):
-            return best
+            return best, -1.0
         q = np.asarray(_embedder().query(" ".join(query.split())[:MAX_CHARS]), np.float32)
-        cos = self._vectors @ q.reshape(-1)
+        q = q.reshape(-1)
+        cos = self._vectors @ q
         np.maximum.at(best, self._owner, cos)
-        return best
+        if not len(self._background):
+            return best, -1.0
+        return best, float((self._background @ q).max() - cos.max())

@@ -166,7 +166,7 @@ class KnowledgeBase:
                 for m in self._index.search(query, k)
             ]
         lexical = {m.index: m.confidence for m in self._index.search(query, len(self.passages))}
-        fused = fuse(lexical, self._dense.scores(query))
+        fused = fuse(lexical, *self._dense.match(query))
         return [Hit(self.passages[i], conf, conf) for i, conf in fused[:k]]
 
     def best(self, query: str) -> Hit | None:
@@ -184,12 +184,14 @@ class KnowledgeBase:
 # Absolute cosines of multilingual-e5-small say little (an unrelated question scores 0.75-0.87
 # against any passage); how far the passage stands out from the rest of the folder says more.
 # A passage whose cosine is DENSE_Z standard deviations above the folder's mean starts to count,
-# DENSE_Z + DENSE_SPAN counts fully. Calibrated with anima/bench/brain_quality.py on
-# examples/questions AND tests/dialogue/held_out (a museum, another domain): with the per-
-# sentence views of dense_units a small folder's right passage often stands only 1.5-2.5 above
-# the mean, out-of-scope questions mostly below 1.5; 1.3-1.8 was a plateau, 1.5 its middle.
-DENSE_Z = 1.5
+# DENSE_Z + DENSE_SPAN counts fully. A question nearer the background (questions no desk answers,
+# anima/dialogue/data/background.txt) than the folder by BACKGROUND_MARGIN is about something
+# else. Calibrated with anima/bench/brain_quality.py over eight question sets (246 questions:
+# examples/questions and tests/dialogue/held_out, six domains, English and Chinese), together
+# with knowledge.threshold: DENSE_Z 1.1-1.3 and a margin of 0.015-0.03 were a plateau.
+DENSE_Z = 1.3
 DENSE_SPAN = 0.8
+BACKGROUND_MARGIN = 0.02
 FUSE_W = 0.7  # one way alone tops out at 0.7 (middling), both together make it sure
 MAX_QUERY_CHARS = 1000  # a 10,000-character "question" is searched by its start
 MAX_FILE_BYTES = 5_000_000
@@ -220,18 +222,24 @@ def dense_units(passages: Sequence[Passage]) -> list[tuple[int, str]]:
     return units
 
 
-def fuse(lexical: dict[int, float], cosines: Any) -> list[tuple[int, float]]:
+def fuse(
+    lexical: dict[int, float], cosines: Any, background: float = -1.0
+) -> list[tuple[int, float]]:
     """Passages ranked by the fused confidence of BM25 coverage and embedding cosine.
 
     Each passage's dense confidence is its cosine's z-score in the folder mapped linearly from
     :data:`DENSE_Z` (0) over :data:`DENSE_SPAN` (1); the fused confidence adds the lexical
-    one (capped at 1), so a passage found both ways outranks one found one way only.
+    one (capped at 1), so a passage found both ways outranks one found one way only. A query
+    nearer the folder's background than the folder by :data:`BACKGROUND_MARGIN` (see
+    :class:`anima.dialogue.dense.DenseIndex`) is about something else: the embeddings vouch
+    for no passage, and only a strong word match can still answer it.
     """
     mean = float(cosines.mean())
     std = max(float(cosines.std()), 0.015)  # a folder of two passages has no real spread
+    elsewhere = background > BACKGROUND_MARGIN
     out = []
     for i, cos in enumerate(cosines.tolist()):
-        d = min(1.0, max(0.0, ((cos - mean) / std - DENSE_Z) / DENSE_SPAN))
+        d = 0.0 if elsewhere else min(1.0, max(0.0, ((cos - mean) / std - DENSE_Z) / DENSE_SPAN))
         conf = min(1.0, FUSE_W * (d + lexical.get(i, 0.0)))
         if conf > 0:
             out.append((i, conf))

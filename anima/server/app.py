@@ -69,13 +69,13 @@ from anima.server.bodies import (
 from anima.server.contract import (
     ApiError,
     JsonCORSMiddleware,
-    error_response,
     errors,
     install_error_handlers,
 )
 from anima.server.limits import ServerLimits
 from anima.server.registry import Busy, ClientBusy, Registry, UnknownSession, new_session_id
 from anima.server.rtc import SignallingError
+from anima.server.throttle import install_rate_limit, token_checker
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -92,13 +92,6 @@ SESSION_LINKS = {
         "deleteSession",
     )
 }
-
-
-def _bearer(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.query_params.get("token")
 
 
 def create_app(
@@ -145,35 +138,12 @@ def create_app(
         lifespan=lifespan,
     )
 
-    def known_token(text: str) -> bool:
-        """A token worth a rate bucket: the operator key or a genuine, unexpired session token."""
-        if check_operator(cfg, text):
-            return True
-        try:
-            signer.verify(text)
-        except TokenError:
-            return False
-        return True
-
-    @app.middleware("http")
-    async def _rate_limit(request: Request, call_next):
-        path = request.url.path
-        if path.startswith("/api/") and path != "/api/health":
-            peer = request.client.host if request.client else None
-            forwarded = request.headers.get("x-forwarded-for")
-            client = limits.client(peer, forwarded)
-            request.state.client = client
-            request.state.local = limits.local(peer, forwarded)
-            if not limits.allow(client, _bearer(request), known_token if token_required else None):
-                metrics.REFUSED.labels("rate").inc()
-                return error_response(
-                    429,
-                    "rate_limited",
-                    f"more than {settings.server.messages_per_second:g} requests a second; "
-                    "slow down",
-                    {"Retry-After": str(limits.retry_after())},
-                )
-        return await call_next(request)
+    install_rate_limit(
+        app,
+        limits,
+        settings.server.messages_per_second,
+        token_checker(cfg, signer) if token_required else None,
+    )
 
     # Added last, so outermost: a 429 from the limiter still carries the CORS headers (the
     # page can read it), and preflights are answered here without spending from the buckets.
@@ -206,7 +176,7 @@ def create_app(
         """Session-scoped access: operator key, or a token for ``sid`` (any, if None)."""
         if not token_required:
             return
-        presented = token or _bearer(request)
+        presented = token or bearer(request)
         if check_operator(cfg, presented):
             return
         try:
@@ -218,7 +188,7 @@ def create_app(
     def operator_only(request: Request) -> None:
         if not token_required:
             return
-        if not check_operator(cfg, _bearer(request)):
+        if not check_operator(cfg, bearer(request)):
             metrics.REFUSED.labels("operator").inc()
             raise ApiError(401, "unauthorized", "the operator key is required")
 
@@ -325,7 +295,7 @@ def create_app(
         if operator_issues:
             if cfg.operator_key is None:
                 raise ApiError(403, "forbidden", "set webrtc.operator_key to issue tokens")
-            if not check_operator(cfg, _bearer(request)):
+            if not check_operator(cfg, bearer(request)):
                 metrics.REFUSED.labels("operator").inc()
                 raise ApiError(401, "unauthorized", "the operator key is required")
         sid = (body.session_id if body else None) or new_session_id()
@@ -348,7 +318,7 @@ def create_app(
         """
         sid = None
         if token_required:
-            presented = body.token or _bearer(request)
+            presented = body.token or bearer(request)
             if not check_operator(cfg, presented):
                 try:
                     sid = signer.verify(presented).session_id

@@ -138,6 +138,7 @@ class PiperTTS:
                 timings[-1] = PhonemeTiming(last.phoneme, last.start, end / self.sample_rate)
             parts.append(audio)
             offset = end
+        parts, timings, offset = _trim_lead(parts, timings, offset, self.sample_rate)
         if pause and parts:
             parts.append(np.zeros(pause, dtype=np.int16))
             timings.append(
@@ -145,6 +146,32 @@ class PiperTTS:
             )
         pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
         return pcm, timings
+
+
+# Piper starts every sentence with 35-70 ms of near silence (its "^" phoneme): dead time before
+# the first sound a visitor hears. Cut to LEAD_KEEP before the first sample above LEAD_LEVEL.
+LEAD_LEVEL = 200  # |sample| of int16, about -44 dBFS
+LEAD_KEEP = 0.008  # seconds of onset kept, so the first consonant is not clipped
+
+
+def _trim_lead(
+    parts: list[np.ndarray], timings: list[PhonemeTiming], length: int, rate: int
+) -> tuple[list[np.ndarray], list[PhonemeTiming], int]:
+    """``parts`` without their leading near-silence; ``timings`` moved to match."""
+    if not parts:
+        return parts, timings, length
+    pcm = np.concatenate(parts)
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > LEAD_LEVEL)
+    cut = max(0, int(loud[0]) - int(LEAD_KEEP * rate)) if len(loud) else 0
+    if cut == 0:
+        return parts, timings, length
+    shift = cut / rate
+    moved = [
+        PhonemeTiming(t.phoneme, max(0.0, t.start - shift), t.end - shift)
+        for t in timings
+        if t.end - shift > 0
+    ]
+    return [pcm[cut:]], moved, length - cut
 
 
 # Piper's onnxruntime threads. Measured on 2 cores, a 4-word first phrase: with the default

