@@ -48,7 +48,7 @@ from anima.server.bodies import Answer, Candidate, Offer, TokenRequest, text_bod
 from anima.server.contract import install_error_handlers
 from anima.server.limits import ServerLimits
 from anima.server.registry import new_session_id
-from anima.server.throttle import bearer, install_rate_limit, token_checker
+from anima.server.throttle import install_rate_limit, request_token, token_checker
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
     def authorize(request: Request, sid: str | None = None, token: str | None = None) -> None:
         if not token_required:
             return
-        presented = token or bearer(request)
+        presented = token or request_token(request)
         if check_operator(cfg, presented):
             return
         try:
@@ -378,7 +378,7 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
     @app.get("/api/workers", tags=["server"])
     async def workers(request: Request) -> dict[str, Any]:
         """The live workers as their heartbeats describe them (operator, off loopback)."""
-        if token_required and not check_operator(cfg, bearer(request)):
+        if token_required and not check_operator(cfg, request_token(request)):
             raise GatewayError(401, "unauthorized", "the operator key is required")
         return {"workers": [vars(b) for b in cluster.directory.live()]}
 
@@ -398,7 +398,7 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
         if cfg.operator_key is not None or token_required:
             if cfg.operator_key is None:
                 raise GatewayError(403, "forbidden", "set webrtc.operator_key to issue tokens")
-            if not check_operator(cfg, bearer(request)):
+            if not check_operator(cfg, request_token(request)):
                 raise GatewayError(401, "unauthorized", "the operator key is required")
         sid = (body.session_id if body else None) or new_session_id()
         text, grant = signer.issue(sid)
@@ -410,7 +410,7 @@ def create_gateway(settings: Settings, *, host: str | None = None) -> FastAPI:
         sid = None
         if token_required:
             try:
-                sid = signer.verify(body.token or bearer(request)).session_id
+                sid = signer.verify(body.token or request_token(request)).session_id
             except TokenError as exc:
                 raise GatewayError(401, "unauthorized", str(exc)) from None
             if not cluster.connected:

@@ -75,7 +75,7 @@ from anima.server.contract import (
 from anima.server.limits import ServerLimits
 from anima.server.registry import Busy, ClientBusy, Registry, UnknownSession, new_session_id
 from anima.server.rtc import SignallingError
-from anima.server.throttle import install_rate_limit, token_checker
+from anima.server.throttle import install_rate_limit, request_token, token_checker
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -176,7 +176,7 @@ def create_app(
         """Session-scoped access: operator key, or a token for ``sid`` (any, if None)."""
         if not token_required:
             return
-        presented = token or bearer(request)
+        presented = token or request_token(request)
         if check_operator(cfg, presented):
             return
         try:
@@ -188,7 +188,7 @@ def create_app(
     def operator_only(request: Request) -> None:
         if not token_required:
             return
-        if not check_operator(cfg, bearer(request)):
+        if not check_operator(cfg, request_token(request)):
             metrics.REFUSED.labels("operator").inc()
             raise ApiError(401, "unauthorized", "the operator key is required")
 
@@ -295,7 +295,7 @@ def create_app(
         if operator_issues:
             if cfg.operator_key is None:
                 raise ApiError(403, "forbidden", "set webrtc.operator_key to issue tokens")
-            if not check_operator(cfg, bearer(request)):
+            if not check_operator(cfg, request_token(request)):
                 metrics.REFUSED.labels("operator").inc()
                 raise ApiError(401, "unauthorized", "the operator key is required")
         sid = (body.session_id if body else None) or new_session_id()
@@ -318,7 +318,7 @@ def create_app(
         """
         sid = None
         if token_required:
-            presented = body.token or bearer(request)
+            presented = body.token or request_token(request)
             if not check_operator(cfg, presented):
                 try:
                     sid = signer.verify(presented).session_id

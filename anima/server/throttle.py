@@ -19,7 +19,7 @@ from anima.server.contract import error_response
 from anima.server.limits import ServerLimits
 
 
-def bearer(request: Request) -> str | None:
+def request_token(request: Request) -> str | None:
     """The request's token: ``Authorization: Bearer …`` or the ``token`` query parameter."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
@@ -60,7 +60,7 @@ def install_rate_limit(
             client = limits.client(peer, forwarded)
             request.state.client = client
             request.state.local = limits.local(peer, forwarded)
-            if not limits.allow(client, bearer(request), known_token):
+            if not limits.allow(client, request_token(request), known_token):
                 metrics.REFUSED.labels("rate").inc()
                 return error_response(
                     429,
