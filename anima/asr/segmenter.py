@@ -18,6 +18,8 @@ from anima.asr.endpoint import EndpointPolicy
 from anima.asr.vad import WINDOW
 
 RATE = 16_000
+SPEECH_LEVEL = 0.01  # |sample| (full scale 1) of speech, -40 dBFS: what a listener still hears
+VAD_TAIL = 3  # windows the VAD may run on after the last sound
 
 
 @dataclass(frozen=True)
@@ -217,12 +219,25 @@ class Segmenter:
         self._pre_fill = 0
         return [Started(self._uid, onset)]
 
+    def _heard_end(self) -> int:
+        """Where speech really stopped: the VAD's end, moved back to the last sample above
+        :data:`SPEECH_LEVEL` within its last :data:`VAD_TAIL` windows.
+
+        Silero's probability stays high for a window or more after the last sound, so its end
+        comes late; counted from it, the endpoint delay (and the latency a turn reports) would
+        leave that time out. In noise above the level nothing moves.
+        """
+        end = self._speech_end - self._start
+        low = max(0, end - VAD_TAIL * WINDOW)
+        loud = np.flatnonzero(np.abs(self._buf[low:end]) >= SPEECH_LEVEL)
+        return self._start + (low + int(loud[-1]) + 1 if len(loud) else low)
+
     def _end(self, reason: str, pause: int) -> Ended:
         ended = Ended(
             self._uid,
             self._start,
             self._start + self._len,
-            self._speech_end if reason != "max_length" else self._start + self._len,
+            self._heard_end() if reason != "max_length" else self._start + self._len,
             self._buf[: self._len].copy(),
             reason,
             pause,

@@ -14,7 +14,9 @@ and wrong whatever else it says.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,3 +130,36 @@ async def evaluate(
         "leaks": sum(r["leak"] for r in rows),
         "rows": rows,
     }
+
+
+HELD_OUT_DIR = Path(__file__).resolve().parents[2] / "tests" / "dialogue" / "held_out"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m anima.bench.brain_quality [FILE ...]``: the knowledge-only mind graded on
+    question files (default: every set the project has, shipped and held out), one line a set
+    and its misses, then the total."""
+    args = sys.argv[1:] if argv is None else argv
+    quiet = "--quiet" in args
+    files = [Path(a) for a in args if a != "--quiet"]
+    files = files or sorted(HELD_OUT_DIR.glob("*.yaml")) + default_sets()
+    right = total = 0
+    for path in files:
+        result = asyncio.run(evaluate(QuestionSet.load(path)))
+        kinds: dict[str, list[int]] = {}
+        for row in result["rows"]:
+            tally = kinds.setdefault(row["kind"], [0, 0])
+            tally[0] += row["right"]
+            tally[1] += 1
+        counts = " ".join(f"{k} {a}/{b}" for k, (a, b) in kinds.items())
+        print(f"{result['set']:14} right {result['right']:.2f} leaks {result['leaks']} {counts}")
+        for row in [] if quiet else [r for r in result["rows"] if not r["right"]]:
+            print(f"    miss {row['kind']:9} {row['route']:9} {row['q']} -> {row['answer'][:60]}")
+        right += sum(r["right"] for r in result["rows"])
+        total += result["questions"]
+    print(f"all {right}/{total} = {right / max(1, total):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

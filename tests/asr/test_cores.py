@@ -53,6 +53,30 @@ def test_segmenter_needs_sustained_speech_and_ends_after_the_silence_window():
     assert end.reason == "silence" and end.end - end.speech_end == 7 * WINDOW
 
 
+def test_speech_ends_at_the_last_sound_not_where_the_vad_lets_go():
+    # Silero runs on a window or two after the last sound: the end of speech (and so the
+    # endpoint delay a turn reports) is the last sample a listener would still hear.
+    seg = Segmenter(SegmenterConfig(min_speech=0.064, partial_interval=0))
+    events = []
+    for k in range(30):
+        prob = 0.9 if k < 20 else 0.0
+        audio = np.zeros(WINDOW, np.float32)
+        if k < 18:
+            audio[:] = 0.3
+        elif k == 18:
+            audio[:100] = 0.3  # the sound stops 100 samples into window 18
+        events += seg.step(audio, prob)
+    (end,) = [e for e in events if isinstance(e, Ended)]
+    assert end.speech_end == end.start + 18 * WINDOW + 100
+    # In noise louder than speech's threshold the VAD's end stands.
+    seg = Segmenter(SegmenterConfig(min_speech=0.064, partial_interval=0))
+    events = []
+    for k in range(30):
+        events += seg.step(np.full(WINDOW, 0.05, np.float32), 0.9 if k < 20 else 0.0)
+    (end,) = [e for e in events if isinstance(e, Ended)]
+    assert end.speech_end == end.start + 20 * WINDOW
+
+
 def test_hypothesis_changes_the_silence_needed():
     policy = EndpointPolicy(silence=0.22, complete=0.1, incomplete=0.7)
     for hypothesis, windows in [("Is it open today?", 4), ("I want tea and", 22), ("", 7)]:
