@@ -1,0 +1,40 @@
+"""``run_voice_first`` marks the work a visitor waits on, for as long as it runs."""
+
+import asyncio
+import threading
+
+from anima.pipeline import run_voice, run_voice_first, voice_urgent
+
+
+async def test_urgent_while_the_first_sound_is_worked_on_and_not_after():
+    started, release = threading.Event(), threading.Event()
+
+    def work() -> str:
+        started.set()
+        release.wait(5)
+        return "done"
+
+    assert not voice_urgent()
+    task = asyncio.create_task(run_voice_first(work))
+    while not started.is_set():
+        await asyncio.sleep(0.001)
+    assert voice_urgent()
+    release.set()
+    assert await task == "done"
+    assert not voice_urgent()
+    # Ordinary voice work (a partial decode, a later sentence) is not urgent.
+    assert await run_voice(lambda: voice_urgent()) is False
+
+
+async def test_a_cancelled_first_sound_is_no_longer_urgent():
+    release = threading.Event()
+    task = asyncio.create_task(run_voice_first(release.wait, 5))
+    await asyncio.sleep(0.01)
+    assert voice_urgent()
+    task.cancel()  # a barge-in
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert not voice_urgent()
+    release.set()
