@@ -16,8 +16,7 @@ async def test_urgent_while_the_first_sound_is_worked_on_and_not_after():
 
     assert not voice_urgent()
     task = asyncio.create_task(run_voice_first(work))
-    while not started.is_set():
-        await asyncio.sleep(0.001)
+    await asyncio.to_thread(started.wait, 5)
     assert voice_urgent()
     release.set()
     assert await task == "done"
