@@ -11,9 +11,10 @@ audio of its turn has left in an RTP packet, and goes out with the output path's
 then ends on the wire and ``engine_total`` keeps the engine's own figure. An event whose audio
 never leaves (the turn was cut) goes out unchanged after ``WIRE_WAIT`` seconds.
 
-The microphone is read with a one-packet jitter buffer (:func:`low_latency_input`): aiortc's
-default holds four 20 ms packets back (80 ms) before the listener hears them, which is time
-added to every reply; the listener needs its audio in order, not smoothed for playout.
+The microphone is read without a jitter buffer's hold (:func:`low_latency_input`): aiortc's
+default holds four 20 ms packets back (80 ms), and any of its buffers one (20 ms), before the
+listener hears them, which is time added to every reply; the listener needs its audio in order,
+not smoothed for playout.
 
 The voice first on the cores too: speech synthesis and recognition run on their own threads
 (:func:`anima.pipeline.run_voice`) and the renderer on a niced one. The loop's default
@@ -47,7 +48,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.sdp import candidate_from_sdp
 
 from anima.events import Interrupted, StateChanged, TranscriptEvent, TurnLatency
@@ -77,11 +78,33 @@ WIRE_WAIT = 2.0  # seconds a latency event waits for its first audio to leave
 MAX_PENDING = 8  # data-channel requests waiting on the session (``say`` waits when it is full)
 
 
+class AudioAtOnce(JitterBuffer):
+    """A microphone jitter buffer that releases each packet the moment it arrives.
+
+    An Opus RTP packet is a whole frame, but aiortc's buffer only knows a frame is complete
+    when the next packet arrives, so even with no prefetch it holds every packet for 20 ms.
+    The listener needs audio soon and in order, not smoothed for playout: a packet older than
+    one already released (late or duplicated) is dropped; a gap (a lost packet) is not waited for.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity=capacity)
+        self._next: int | None = None
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        """(no picture-loss request, the packet as a frame) — or no frame for a late packet."""
+        seq = int(packet.sequence_number)
+        if self._next is not None and (seq - self._next) & 0xFFFF >= 0x8000:
+            return False, None  # older than what the listener already has
+        self._next = (seq + 1) & 0xFFFF
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+
+
 def low_latency_input(receiver: Any) -> bool:
-    """Give an audio receiver a jitter buffer that releases each packet once the next arrives.
+    """Give an audio receiver a jitter buffer that releases each packet as it arrives.
 
     Returns whether it could (aiortc keeps the buffer private; another version may not have
-    it, and then its default stays). Out-of-order packets still wait for the gap to fill.
+    it, and then its default stays).
     """
     name = "_RTCRtpReceiver__jitter_buffer"
     old = getattr(receiver, name, None)
@@ -90,7 +113,7 @@ def low_latency_input(receiver: Any) -> bool:
         or getattr(receiver, "_RTCRtpReceiver__kind", "") != "audio"
     ):
         return False
-    setattr(receiver, name, JitterBuffer(capacity=old.capacity, prefetch=1))
+    setattr(receiver, name, AudioAtOnce(capacity=old.capacity))
     return True
 
 

@@ -165,7 +165,7 @@ async def test_a_timed_frame_passed_over_hands_its_timing_on(clock):
     assert [t.turn for t in seen] == [3]
 
 
-async def test_microphone_receiver_releases_each_packet_when_the_next_arrives():
+async def test_microphone_receiver_releases_each_packet_as_it_arrives():
     from aiortc import RTCPeerConnection
     from aiortc.rtp import RtpPacket
 
@@ -177,12 +177,21 @@ async def test_microphone_receiver_releases_each_packet_when_the_next_arrives():
         video = pc.addTransceiver("video").receiver
         assert low_latency_input(audio) and not low_latency_input(video)
         buffer = audio._RTCRtpReceiver__jitter_buffer
-        released = []
-        for seq in range(5):  # one 20 ms Opus packet each
-            packet = RtpPacket(sequence_number=seq, timestamp=seq * 960)
-            packet._data = b"x"
-            released.append(buffer.add(packet)[1])
-        # aiortc's default (four packets held) would release nothing before the fifth packet.
-        assert released[0] is None and [f.timestamp for f in released[1:]] == [0, 960, 1920, 2880]
+
+        def add(seq):
+            packet = RtpPacket(sequence_number=seq % 65536, timestamp=seq * 960)
+            packet._data = b"x"  # one 20 ms Opus packet
+            frame = buffer.add(packet)[1]
+            return None if frame is None else frame.timestamp
+
+        # aiortc's default (four packets held) releases nothing before the fifth packet, and
+        # any of its buffers holds each packet until the next one arrives.
+        assert [add(seq) for seq in range(5)] == [0, 960, 1920, 2880, 3840]
+        assert add(7) == 7 * 960  # a lost packet (5, 6) is not waited for
+        assert add(6) is None  # late: the listener has moved on
+        buffer = type(buffer)(capacity=16)  # sequence numbers wrap around
+        assert [add(seq) for seq in range(65534, 65538)] == [
+            seq * 960 for seq in range(65534, 65538)
+        ]
     finally:
         await pc.close()
