@@ -111,11 +111,13 @@ _voice_pool: concurrent.futures.ThreadPoolExecutor | None = None
 _voice_lock = threading.Lock()
 
 
-_urgent = 0  # voice jobs in flight that a visitor is waiting on (see run_voice_first)
+# Voice jobs a visitor waits on (see run_voice_first), by their start time. Held as the pool's
+# own futures, done when the thread is done whatever happens to the awaiting task or its loop.
+_urgent: dict[concurrent.futures.Future[Any], float] = {}
+URGENT_MAX = 2.0  # seconds a job counts as urgent at most: a hung voice must not starve video
 
 
-async def run_voice(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Like :func:`run_blocking`, on the voice's own threads (TTS and ASR: the voice first)."""
+def _voice_executor() -> concurrent.futures.ThreadPoolExecutor:
     global _voice_pool
     if _voice_pool is None:
         with _voice_lock:
@@ -123,29 +125,37 @@ async def run_voice(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
                 _voice_pool = concurrent.futures.ThreadPoolExecutor(
                     _VOICE_THREADS, thread_name_prefix="anima-voice"
                 )
+    return _voice_pool
+
+
+async def run_voice(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Like :func:`run_blocking`, on the voice's own threads (TTS and ASR: the voice first)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_voice_pool, functools.partial(fn, *args, **kwargs))
+    return await loop.run_in_executor(_voice_executor(), functools.partial(fn, *args, **kwargs))
 
 
 async def run_voice_first(fn: Callable[..., T], *args: object) -> T:
     """:func:`run_voice` for the work that stands between a visitor and the first sound of
     the reply (the final decode, the first sentence of a reply).
 
-    While such work runs, :func:`voice_urgent` is true and on-air loops render an idle face at
-    a low frame rate, so the voice has the cores: measured on 2 cores with one busy, Piper's
-    first phrase took ~0.27 s in a session against ~0.15 s alone.
+    While such work runs (at most :data:`URGENT_MAX`), :func:`voice_urgent` is true and on-air
+    loops render an idle face at a low frame rate, so the voice has the cores: measured on 2
+    cores with one busy, Piper's first phrase took ~0.27 s in a session against ~0.15 s alone.
     """
-    global _urgent
-    _urgent += 1  # only the event loop's thread touches the count
-    try:
-        return await run_voice(fn, *args)
-    finally:
-        _urgent -= 1
+    future = _voice_executor().submit(fn, *args)
+    _urgent[future] = time.monotonic()
+    future.add_done_callback(_settled)
+    return await asyncio.wrap_future(future)
+
+
+def _settled(future: concurrent.futures.Future[Any]) -> None:
+    _urgent.pop(future, None)
 
 
 def voice_urgent() -> bool:
     """Whether some session's visitor is waiting on voice work right now."""
-    return _urgent > 0
+    now = time.monotonic()
+    return any(now - started < URGENT_MAX for started in list(_urgent.values()))
 
 
 def lower_priority(niceness: int) -> None:

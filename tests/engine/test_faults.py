@@ -211,7 +211,7 @@ async def test_brain_fault_fails_only_that_turn(engine, mode):
         a._agent.safety = a._agent.safety.model_copy(update={"reply_timeout": SHORT})
         # Out of the knowledge's scope: only with open_chat does it reach the model at all.
         a._agent.kcfg = a._agent.kcfg.model_copy(update={"open_chat": True})
-        question = "Tell me a story about dragons and castles."
+        question = "Write me a poem about dragons."
         await _check_isolated(a, b, lambda: a.ask(question), "brain", fault)
         await a.ask(question)
         assert await collect(a, _subtitle("Dragons are not"), timeout=60)
