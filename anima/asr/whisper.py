@@ -16,7 +16,6 @@ only make both late.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -71,9 +70,6 @@ class WhisperRecognizer:
         cpu_threads: int = 2,
         options: WhisperOptions | None = None,
     ) -> None:
-        # OpenMP threads sleep at barriers instead of spinning beside TTS and rendering (the
-        # CLI sets the same before anything loads; see anima.cli.WAIT_POLICY for the figures).
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
