@@ -19,7 +19,9 @@ from anima.asr.vad import WINDOW
 
 RATE = 16_000
 SPEECH_LEVEL = 0.01  # |sample| (full scale 1) of speech, -40 dBFS: what a listener still hears
+NOISE_MARGIN = 3.0  # and 10 dB over the utterance's quiet frames (its noise floor)
 VAD_TAIL = 3  # windows the VAD may run on after the last sound
+FRAME = 160  # 10 ms: the span over which loudness is measured
 
 
 @dataclass(frozen=True)
@@ -220,17 +222,26 @@ class Segmenter:
         return [Started(self._uid, onset)]
 
     def _heard_end(self) -> int:
-        """Where speech really stopped: the VAD's end, moved back to the last sample above
-        :data:`SPEECH_LEVEL` within its last :data:`VAD_TAIL` windows.
+        """Where speech really stopped: the VAD's end, moved back to the last sound within its
+        last :data:`VAD_TAIL` windows.
 
         Silero's probability stays high for a window or more after the last sound, so its end
         comes late; counted from it, the endpoint delay (and the latency a turn reports) would
-        leave that time out. In noise above the level nothing moves.
+        leave that time out. A sound is a 10 ms frame at :data:`SPEECH_LEVEL` or louder and
+        :data:`NOISE_MARGIN` times the utterance's noise floor (its quiet frames: the pre-roll
+        and the gaps between words), so steady background noise does not count as speech.
         """
         end = self._speech_end - self._start
         low = max(0, end - VAD_TAIL * WINDOW)
-        loud = np.flatnonzero(np.abs(self._buf[low:end]) >= SPEECH_LEVEL)
-        return self._start + (low + int(loud[-1]) + 1 if len(loud) else low)
+        level = max(SPEECH_LEVEL, _noise_level(self._buf[:end]))
+        tail = self._buf[low:end]
+        for at in range((len(tail) - 1) // FRAME * FRAME, -1, -FRAME):
+            frame = tail[at : at + FRAME]
+            if float(np.sqrt(np.mean(frame**2))) >= level:
+                loud = np.flatnonzero(np.abs(frame) >= level)
+                last = int(loud[-1]) if len(loud) else len(frame) - 1
+                return self._start + low + at + last + 1
+        return self._start + low
 
     def _end(self, reason: str, pause: int) -> Ended:
         ended = Ended(
@@ -270,3 +281,16 @@ class Segmenter:
             self._uid -= 1
             return [ended]
         return [ended, Started(self._uid, self._start)]
+
+
+def _noise_level(audio: np.ndarray) -> float:
+    """:data:`NOISE_MARGIN` times the RMS of the quiet frames of ``audio`` (their 10th
+    percentile), or 0 where the loud frames (90th) are not that far above them: without a
+    measurable gap between voice and background there is no floor to go by.
+    """
+    n = len(audio) // FRAME
+    if n == 0:
+        return 0.0
+    rms = np.sqrt(np.mean(audio[: n * FRAME].reshape(n, FRAME) ** 2, axis=1))
+    quiet, loud = np.percentile(rms, [10, 90])
+    return float(NOISE_MARGIN * quiet) if loud > NOISE_MARGIN * quiet else 0.0

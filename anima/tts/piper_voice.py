@@ -46,6 +46,7 @@ class PiperTTS:
         sentence_silence: float = 0.15,
         device: str | None = None,
         variation: float = 1.0,
+        seed: int | None = None,
     ) -> None:
         try:
             from piper import SynthesisConfig
@@ -56,7 +57,7 @@ class PiperTTS:
         dev = resolve_device(device, "onnxruntime", what="Piper voice")
         self.device = str(dev)
         onnx_path, config_path = piper_voice(model)
-        self._voice = _load(onnx_path, config_path, dev.index if dev.cuda else None)
+        self._voice = _load(onnx_path, config_path, dev.index if dev.cuda else None, seed)
         if len(self._voice.session.get_outputs()) < 2:
             raise VoiceError(
                 "Piper loaded without phoneme alignments (the onnx package failed to patch the "
@@ -65,7 +66,8 @@ class PiperTTS:
         if not 0.0 <= variation <= 2.0:
             raise VoiceError(f"voice variation must be within 0..2, got {variation}")
         # Piper draws random noise on every call; its scales times ``variation`` set how much.
-        # At 0 the same text gives the same samples every time (tests assert what was heard).
+        # At 0 the same text gives the same samples every time (tests assert what was heard);
+        # with a ``seed`` a varied voice repeats the same sequence of renditions.
         self.variation = variation
         self._config = SynthesisConfig(
             length_scale=length_scale,
@@ -192,11 +194,12 @@ def cpu_options() -> object:
     return options
 
 
-def _load(onnx_path: Path, config_path: Path, cuda: int | None) -> object:
+def _load(onnx_path: Path, config_path: Path, cuda: int | None, seed: int | None) -> object:
     """A Piper voice whose graph is patched in memory to output phoneme durations.
 
     Made here rather than by ``PiperVoice.load``, which neither takes session options (the
-    CPU threads above) nor picks a GPU nor keeps a CPU fallback.
+    CPU threads above) nor picks a GPU nor keeps a CPU fallback. With ``seed`` the session's
+    noise kernels start from it: onnxruntime seeds each random op when the session is built.
     """
     import json
 
@@ -217,6 +220,8 @@ def _load(onnx_path: Path, config_path: Path, cuda: int | None) -> object:
     except ValueError:  # already patched on disk
         pass
     data = graph.SerializeToString()
+    if seed is not None:
+        onnxruntime.set_seed(seed)
     if cuda is None:
         session = onnxruntime.InferenceSession(
             data, sess_options=cpu_options(), providers=["CPUExecutionProvider"]

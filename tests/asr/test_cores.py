@@ -77,6 +77,22 @@ def test_speech_ends_at_the_last_sound_not_where_the_vad_lets_go():
     assert end.speech_end == end.start + 20 * WINDOW
 
 
+def test_in_steady_noise_speech_still_ends_at_its_last_sound():
+    # A hall's hum (-34 dBFS, above the fixed level) runs before, under and after the voice:
+    # measured against the utterance's own quiet frames, the VAD's tail is still noise.
+    rng = np.random.default_rng(3)
+    seg = Segmenter(SegmenterConfig(min_speech=0.064, partial_interval=0))
+    events = []
+    for k in range(40):
+        audio = rng.normal(0, 0.02, WINDOW).astype(np.float32)
+        if 10 <= k < 28:
+            audio += np.float32(0.3) * np.sign(np.sin(np.arange(WINDOW) / 5.0)).astype(np.float32)
+        events += seg.step(audio, 0.9 if 8 <= k < 31 else 0.0)
+    (end,) = [e for e in events if isinstance(e, Ended)]
+    assert abs(end.speech_end - 28 * WINDOW) < 10
+    assert end.speech_end < 31 * WINDOW - WINDOW  # where the VAD let go
+
+
 def test_hypothesis_changes_the_silence_needed():
     policy = EndpointPolicy(silence=0.22, complete=0.1, incomplete=0.7)
     for hypothesis, windows in [("Is it open today?", 4), ("I want tea and", 22), ("", 7)]:
