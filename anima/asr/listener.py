@@ -189,6 +189,10 @@ class Listener:
         self._was_speaking = False
         self._resample = Resampler()
         self._pending = np.zeros(0, np.float32)
+        # (stream sample a chunk brought the input up to, clock time it arrived): the end of an
+        # utterance is timed from when its audio came in, not from when it was processed.
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=512)
+        self._received = 0.0
         self._echo = EchoGuard(c.echo_max_lag, c.echo_threshold)
         self._trigger = BargeInTrigger(c.barge_in)
         self._ready: list[ListenEvent] = []
@@ -233,12 +237,20 @@ class Listener:
         """The avatar's playback was cut; forget the queued reference."""
         self._echo.clear()
 
-    async def feed(self, pcm: np.ndarray, sample_rate: int, channels: int = 1) -> list[ListenEvent]:
+    async def feed(
+        self, pcm: np.ndarray, sample_rate: int, channels: int = 1, at: float | None = None
+    ) -> list[ListenEvent]:
         """Process PCM (any rate, int16 or float32); return the events that are ready now.
+
+        ``at`` is the clock time the chunk arrived (default: now). A caller that queues audio
+        passes it, so the time a turn reports counts the queue too.
 
         Raises :class:`~anima.asr.audio.AudioError` on unusable input; the stream stays usable.
         """
         audio = self._resample(pcm, sample_rate, channels)
+        if sample_rate > 0 and channels > 0:
+            self._received += np.asarray(pcm).size // channels * RATE / sample_rate
+            self._arrivals.append((self._received, self.clock.now() if at is None else at))
         self._process(audio)
         # Back-pressure: when decoding falls behind, wait instead of queueing more audio.
         while len(self._finals) > _MAX_PENDING_FINALS and self._task is not None:
@@ -325,6 +337,13 @@ class Listener:
             prob = 0.0
         self._handle(self.segmenter.step(window, prob))
 
+    def _arrived(self, sample: int) -> float:
+        """Clock time the input holding stream ``sample`` arrived (now, if it is not known)."""
+        for end, at in self._arrivals:
+            if end >= sample:
+                return at
+        return self.clock.now()
+
     def _handle(self, events: list) -> None:
         for ev in events:
             if isinstance(ev, Started):
@@ -356,7 +375,7 @@ class Listener:
         self._ready.append(SpeechEnd(ev.end / RATE, ev.start / RATE, ev.reason))
         if self._partial is not None and self._partial.uid == ev.uid:
             self._partial = None
-        job = _Job("final", ev.uid, ev.audio, ev.pause, ev, self.clock.now())
+        job = _Job("final", ev.uid, ev.audio, ev.pause, ev, self._arrived(ev.end))
         spec = self._speculative
         if spec is not None and spec.uid == ev.uid and spec.pause == ev.pause >= 0:
             job.audio = spec.audio  # the speculation has not started: decode it as the final

@@ -54,11 +54,11 @@ class TurnTaking:
     def _queue_mic(self, pcm: np.ndarray, rate: int, channels: int) -> None:
         if rate <= 0 or channels <= 0:
             raise ValueError("sample_rate and channels must be positive")
-        self._mic.append((pcm, rate, channels))
+        self._mic.append((pcm, rate, channels, self.clock.now()))
         self._mic_samples += pcm.size // channels * 16_000 // rate
         limit = int(_MIC_SECONDS * 16_000)
         while self._mic_samples > limit and len(self._mic) > 1:
-            old, r, c = self._mic.popleft()
+            old, r, c, _ = self._mic.popleft()
             n = old.size // c * 16_000 // r
             self._mic_samples -= n
             self.dropped_audio += n
@@ -162,10 +162,10 @@ class TurnTaking:
                 # the client stopped streaming), without delaying new audio behind it.
                 await self._wait_mic_or_decode()
                 continue
-            pcm, rate, channels = self._mic.popleft()
+            pcm, rate, channels, at = self._mic.popleft()
             self._mic_samples -= pcm.size // channels * 16_000 // rate
             try:
-                events = await self._listener.feed(pcm, rate, channels)
+                events = await self._listener.feed(pcm, rate, channels, at)
             except AudioError as exc:
                 self._event(ErrorEvent("input", str(exc), True))
                 continue

@@ -100,7 +100,7 @@ class Session(TurnTaking, Speaking, OnAir, Faults):
         self._closed = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._feeders: set[asyncio.Task[Any]] = set()
-        self._mic: deque[tuple[np.ndarray, int, int]] = deque()
+        self._mic: deque[tuple[np.ndarray, int, int, float]] = deque()
         self._mic_samples = 0
         self._mic_ready: asyncio.Event | None = None
         self._jobs: asyncio.Queue[Job] | None = None

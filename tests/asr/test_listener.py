@@ -91,6 +91,22 @@ async def test_endpoint_fires_once_per_utterance(corpus, stream, heard):
         assert 0.0 < m.endpoint_delay <= 0.8 and m.audio_seconds > 0 and m.rtf > 0
 
 
+async def test_a_queued_utterance_is_timed_from_when_its_audio_arrived(recognizer, sentence):
+    # Each chunk is read 0.3 s after it came in (a busy loop, a queue): the final's latency
+    # counts that wait rather than starting when the queue got round to the audio.
+    clock = VirtualClock()
+    listener = Listener(recognizer, clock=clock)
+    audio = to_int16(with_silence(0.3, sentence, 1.0))
+    step, finals = int(0.02 * RATE), []
+    for i in range(0, len(audio), step):
+        await clock.advance(0.02)
+        events = await listener.feed(audio[i : i + step], RATE, at=clock.now() - 0.3)
+        events += await listener.drain()
+        finals += [e for e in events if isinstance(e, Final)]
+    (final,) = finals
+    assert final.metrics.asr_latency == pytest.approx(0.3, abs=0.021)
+
+
 async def test_partials_arrive_before_the_final(recognizer, corpus):
     long = corpus[2].audio  # ~3 s
     listener = Listener(recognizer, clock=VirtualClock())

@@ -195,3 +195,13 @@ async def test_microphone_receiver_releases_each_packet_as_it_arrives():
         ]
     finally:
         await pc.close()
+
+
+def test_a_turn_is_timed_from_its_first_audible_chunk():
+    from anima.server.rtc import audible
+
+    t = np.arange(OUT_FRAME) / 48_000
+    assert not audible(np.zeros(OUT_FRAME, np.int16)) and not audible(np.zeros(0, np.int16))
+    # Piper's onset: a few non-zero samples, -80 dBFS, which nobody hears.
+    assert not audible((3 * np.sin(2 * np.pi * 200 * t)).astype(np.int16))
+    assert audible((0.02 * 32767 * np.sin(2 * np.pi * 200 * t)).astype(np.int16))  # -37 dBFS
