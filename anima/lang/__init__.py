@@ -55,6 +55,7 @@ class LanguagePack:
     page: Mapping[str, str] = field(default_factory=dict)
     pii: Mapping[str, str] = field(default_factory=dict)  # spoken placeholders for masked data
     bench: Mapping[str, Any] = field(default_factory=dict)  # voices and sentences to measure
+    small_talk: Mapping[str, Any] = field(default_factory=dict)  # kinds: patterns and replies
 
     def matches(self, text: str) -> bool:
         """Whether ``text`` contains this pack's script (False for packs without one)."""

@@ -4,6 +4,12 @@ It does what the page does: offers a microphone track (fed from PCM you queue, s
 otherwise), receives the avatar's audio and video, opens the ``events`` data channel, and
 measures voice-to-face latency where the user is: from the moment the last sample of a queued
 utterance is sent to the first received avatar audio frame with sound in it.
+
+Audio is counted when it arrives: the client's receiver hands each packet on at once
+(:func:`anima.server.rtc.low_latency_input`) instead of through aiortc's playout buffer, which
+holds every frame until four newer packets are in (80 ms on every reply, the client's own
+delay, measured with the peer kit: docs/bench/peer-2026-12-06c). A browser adds its own playout
+delay on top, adaptive and usually shorter.
 """
 
 from __future__ import annotations
@@ -157,6 +163,12 @@ class RtcClient:
         return answer
 
     def _on_track(self, track: MediaStreamTrack) -> None:
+        from anima.server.rtc import low_latency_input
+
+        if track.kind == "audio":
+            for receiver in self.pc.getReceivers():
+                if receiver.track is track:
+                    low_latency_input(receiver)
         reader = self._read_audio if track.kind == "audio" else self._read_video
         self._tasks.append(asyncio.get_running_loop().create_task(reader(track)))
 

@@ -48,20 +48,26 @@ async def test_knowledge_only_mind_answers_most_and_leaks_nothing(name, least, c
 HELD_OUT = Path(__file__).resolve().parents[1] / "dialogue" / "held_out"
 
 
-# Six folders the kiosk sets never saw (tests/dialogue/held_out: a museum, a bank, a city
-# service centre, a social-security hall, a hospital desk), measured with the knowledge-only
-# mind (docs/brain-bench.md): museum 89 / 85 %, bank 69 %, city centre 84 %, social security
-# 75 %, hospital 81 %, 0 leaks. A retrieval or calibration change that loses more than a
-# question or two on unseen input fails here.
+# Ten folders the kiosk sets never saw (tests/dialogue/held_out), measured with the
+# knowledge-only mind (docs/brain-bench.md). The last four (a library, a railway station, a
+# government services hall, a hotel desk) were written in the third stop and first graded
+# unseen: 69 % together, 74 % after that stop's hubness correction and small-talk patterns.
+# Now: museum 89 / 85 %, bank 75 %, city centre 88 %, social security 72 %, hospital 81 %,
+# library 59 %, station 76 %, government hall 74 %, hotel 85 %; 0 leaks. A retrieval or
+# calibration change that loses more than a question or two on unseen input fails here.
 @pytest.mark.parametrize(
     ("name", "least"),
     [
         ("museum-en", 0.82),
         ("museum-zh", 0.78),
-        ("bank-en", 0.62),
-        ("citycentre-en", 0.78),
+        ("bank-en", 0.68),
+        ("citycentre-en", 0.8),
         ("shebao-zh", 0.68),
         ("hospital-zh", 0.75),
+        ("library-en", 0.53),
+        ("station-en", 0.7),
+        ("zhengwu-zh", 0.68),
+        ("hotel-zh", 0.79),
     ],
 )
 async def test_held_out_folders_stay_answered(name, least, cache):

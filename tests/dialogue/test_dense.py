@@ -97,3 +97,27 @@ def test_a_topic_the_folder_covers_is_no_background_for_it(tmp_path, cache):
     assert kb._dense.match(q)[1] <= BACKGROUND_MARGIN
     hit = kb.search(q, 1)[0]
     assert "three weeks" in hit.passage.text and hit.confidence >= 0.3
+
+
+STATION_FAQ = """question,answer
+Can I ask someone for help?,"Yes, just ask any member of staff."
+Where are the lockers?,"Lockers for bags are on the ground floor by the cloakroom; they take a 1 pound coin."
+What happens to things people leave behind?,"Lost property is kept at the information desk for 30 days."
+Is there wifi?,"Free wifi: join StationGuest, no password."
+Where do the buses go from?,"Buses leave from stop C outside the main entrance every 10 minutes."
+Can I bring my bike on the train?,"Folding bikes can go on any train; other bikes outside the rush hours only."
+Where are the toilets?,"Toilets are on platform 1 and in the main hall, free of charge."
+How do I get a refund?,"Refunds for unused tickets are given at the ticket office within 28 days, minus a 10 pound fee."
+"""
+
+
+def test_a_text_near_every_question_does_not_win_them(tmp_path):
+    # "Folding bikes can go on any train" lies near any question about trains and travel (a
+    # hub); measured against the background it is marked down, and the wifi answer, which
+    # e5 alone ranked with too little confidence to say, comes through.
+    (tmp_path / "faq.csv").write_text(STATION_FAQ, encoding="utf-8")
+    kb = KnowledgeBase.load(tmp_path, dense=True)
+    hit = kb.search("How do I get online?", 1)[0]
+    assert "wifi" in hit.passage.text and hit.confidence >= 0.5
+    hits = kb.search("Where can I put my suitcase for the afternoon?", 1)
+    assert not hits or "bikes" not in hits[0].passage.text or hits[0].confidence < 0.3

@@ -24,6 +24,12 @@ PERSONA = Persona.from_settings()
         ("最近怎么样？", "我很好"),
         ("你今天累不累", "我很好"),
         ("晚上好！", "您好"),
+        ("您是机器人还是真人？", "AI助手"),
+        ("谢谢你啦！", "不客气"),
+        ("你这两天过得咋样？", "我很好"),
+        ("Are you a person or a robot?", "AI assistant"),
+        ("How have you been?", "I'm well"),
+        ("Thank you kindly, that was very helpful.", "welcome"),
     ],
 )
 def test_small_talk_gets_its_fixed_reply(said, reply_has):
@@ -38,6 +44,8 @@ def test_small_talk_gets_its_fixed_reply(said, reply_has):
         "Is there a cafe?",
         "你好，我想办社保卡",
         "谢谢，停车场在哪？",
+        "好的，那我的卡什么时候能拿到？",
+        "How are the opening hours on Sunday?",
         "Who are you going to call about my card?",
         "hello " * 40,  # too long to be a greeting
         "",
@@ -51,3 +59,11 @@ def test_without_a_persona_no_template_is_left():
     for said in ("Who are you?", "你是谁？"):
         line = small_talk(said)
         assert line and "{" not in line and "}" not in line
+
+
+def test_small_talk_is_language_data():
+    from anima.lang import get_pack
+
+    for code in ("en", "zh"):
+        kinds = [k for k, v in get_pack(code).small_talk.items() if isinstance(v, dict)]
+        assert kinds[:2] == ["identity", "hear"] and "thanks" in kinds
