@@ -326,9 +326,12 @@ class Pipeline:
                 continue
             started = self.clock.now()
             try:
-                async for out in stage.process(frame):
-                    if not self.is_stale(out):
-                        await outq.put(out)
+                # Closed here, not by the garbage collector, when the session is torn down
+                # mid-frame: its finally blocks run now, and no stray task is left behind.
+                async with contextlib.aclosing(stage.process(frame)) as outs:
+                    async for out in outs:
+                        if not self.is_stale(out):
+                            await outq.put(out)
             except Exception as exc:  # a bad frame must not stop the session
                 STAGE_ERRORS.labels(stage.name).inc()
                 log.warning("stage=%s failed: %s", stage.name, exc, exc_info=log.isEnabledFor(10))

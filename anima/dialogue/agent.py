@@ -314,15 +314,18 @@ class Agent:
             if answerable:
                 turn.route, turn.sources = "kb", [hits[0].passage.id]
                 self.unanswered = 0
-                async for event in self._filtered(_phrases(hits[0].passage.text), turn):
-                    yield event
+                phrases = self._filtered(_phrases(hits[0].passage.text), turn)
+                async with contextlib.aclosing(phrases) as events:
+                    async for event in events:
+                        yield event
             elif line := small_talk(text, self.persona.in_language_of(text)):
                 turn.route = "smalltalk"
                 for phrase in _phrases(line):
                     yield phrase
             else:
-                async for event in self._cannot_answer(turn):
-                    yield event
+                async with contextlib.aclosing(self._cannot_answer(turn)) as events:
+                    async for event in events:
+                        yield event
             return
         async with contextlib.aclosing(self._llm(masked, user_id, hits, turn)) as events:
             async for event in events:

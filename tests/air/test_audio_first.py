@@ -72,6 +72,22 @@ def skipped_total():
     )
 
 
+def audio_first_loop(program, render, sink, clock, **kwargs):
+    """An audio-first broadcaster on the virtual clock, rendering inline, no lead-out."""
+    return Broadcaster(
+        program,
+        render,
+        sink,
+        MediaClock(SR, FPS),
+        clock=clock,
+        offload=False,
+        lead_out=0,
+        preroll=0.04,
+        audio_first=True,
+        **kwargs,
+    )
+
+
 async def test_first_audio_of_a_reply_leaves_before_its_first_picture_is_rendered():
     clock = VirtualClock()
     program = Program()
@@ -85,17 +101,7 @@ async def test_first_audio_of_a_reply_leaves_before_its_first_picture_is_rendere
         img[0, 0, 0] = 200 if speaking else 10
         return img
 
-    b = Broadcaster(
-        program,
-        render,
-        sink,
-        MediaClock(SR, FPS),
-        clock=clock,
-        offload=False,
-        lead_out=0,
-        preroll=0.04,
-        audio_first=True,
-    )
+    b = audio_first_loop(program, render, sink, clock)
     task = asyncio.create_task(b.run())
     await advance_until(clock, lambda: len(sink.audio()) >= 5)
     program.add(reply(0.5))
@@ -174,18 +180,7 @@ async def test_an_idle_face_drops_to_a_few_frames_while_a_visitor_waits_on_the_v
         rendered.append((k, speaking))
         return np.full((8, 8, 3), 200 if speaking else 10, np.uint8)
 
-    b = Broadcaster(
-        program,
-        render,
-        sink,
-        MediaClock(SR, FPS),
-        clock=clock,
-        offload=False,
-        lead_out=0,
-        preroll=0.04,
-        audio_first=True,
-        voice_busy=lambda: busy[0],
-    )
+    b = audio_first_loop(program, render, sink, clock, voice_busy=lambda: busy[0])
     before = REGISTRY.get_sample_value("anima_air_video_skipped_total", {"reason": "voice"}) or 0
     task = asyncio.create_task(b.run())
     await advance_until(clock, lambda: len(sink.audio()) >= 25)

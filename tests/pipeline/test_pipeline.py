@@ -356,3 +356,48 @@ async def test_virtual_clock_zero_sleep_does_not_wait() -> None:
     await asyncio.wait_for(clock.sleep(0), SOON)
     await asyncio.wait_for(clock.sleep(-1), SOON)
     assert clock.now() == 0.0
+
+
+class Chatty(Stage):
+    """Yields two frames per input; says when its generator is closed."""
+
+    accepts = (TextChunk,)
+
+    def __init__(self) -> None:
+        self.closed_at_teardown = False
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        try:
+            yield TextChunk(turn=frame.turn, text="one")
+            yield TextChunk(turn=frame.turn, text="two")
+        finally:
+            self.closed_at_teardown = True
+
+
+async def test_a_stage_torn_down_mid_frame_is_closed_then_not_left_to_the_loop() -> None:
+    # Nobody reads the output: the worker waits to put "two" with the stage's generator
+    # suspended. Closing the pipeline must close that generator itself; a generator dropped
+    # unclosed is handed to the event loop's finalizer, which closes it later in a stray task
+    # (seen by a session test as one task too many, right after the session closed).
+    import sys
+
+    hooks = sys.get_asyncgen_hooks()
+    dropped: list[str] = []
+
+    def finalizer(agen):  # noqa: ANN001
+        dropped.append(agen.ag_code.co_qualname)
+        hooks.finalizer(agen)
+
+    stage = Chatty()
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+    try:
+        async with Pipeline([stage], maxsize=1) as p:
+            await p.push(TextChunk(turn=0, text="go"))
+            for _ in range(20):
+                await asyncio.sleep(0)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+    assert stage.closed_at_teardown
+    assert "Chatty.process" not in dropped
