@@ -1,11 +1,15 @@
 """Soak (issue 9): 200 kiosk WebSocket sessions and 20 WebRTC sessions opened and closed
-against the real servers on loopback; open fds, threads, asyncio tasks and RSS come back.
+against the real servers on loopback; open fds, threads, asyncio tasks and memory come back.
 
-Both servers run in this process (uvicorn under :class:`DrainingServer`, the kiosk
-``ProtocolServer``), so ``/proc/self`` measures them; the clients run here too and are closed,
-so they cannot hide a leak. Every WebSocket session says hello, receives real media (a JPEG
-video frame), answers a ping and says bye; every tenth is greeted (the full reply path: brain
-→ TTS → lip-sync → render). Every WebRTC session connects (ICE, DTLS, SCTP) and receives video.
+The soak runs in a process of its own (this file is also a script): in the suite's process,
+RSS held 5 GB of other tests' models and arenas, and what glibc could hand back after the
+soak depended on what those tests had left, not on the sessions (a clean run grows by
+~10 MB; CI once saw +111 MB there with every count at its baseline). Both servers run in
+the child (uvicorn under :class:`DrainingServer`, the kiosk ``ProtocolServer``), so
+``/proc/self`` measures them; the clients run there too and are closed, so they cannot hide
+a leak. Every WebSocket session says hello, receives real media (a JPEG video frame),
+answers a ping and says bye; every tenth is greeted (the full reply path: brain → TTS →
+lip-sync → render). Every WebRTC session connects (ICE, DTLS, SCTP) and receives video.
 
 Tolerances, after a warm-up at the same concurrency (so thread pools and caches have grown
 to their working size before the baseline):
@@ -14,12 +18,14 @@ to their working size before the baseline):
   The counts are read once they settle (up to 30 s): a video session's two codec threads
   end seconds after it closes, and the last batch's once stood at +4 when read after 4 s;
 - asyncio tasks: +0 — every task a session starts is ended with it;
-- RSS: +80 MB, measured after ``gc.collect()`` and glibc's ``malloc_trim(0)``. Without the
+- anonymous memory: +80 MB, measured after ``gc.collect()`` and glibc's ``malloc_trim(0)``.
+  Anonymous, because file-backed pages are model weights paged in, not a leak. Without the
   trim, glibc keeps freed memory in its per-thread arenas and RSS sits hundreds of MB above
   the baseline (measured: +460 MB) with nothing leaked; with it, what remains is memory in
-  use: +10 to +43 MB over 7 runs (fragmentation that the trim cannot return). A video session
-  holds ~50 MB while open, and one leaked 512 px frame (0.8 MB) per session would add
-  ~170 MB over 220 sessions.
+  use: +10 to +43 MB over 7 runs (fragmentation that the trim cannot return). A video
+  session holds ~50 MB while open, and one leaked 512 px frame (0.8 MB) per session would
+  add ~170 MB over 220 sessions. Over +80 MB once, a second round runs and must add under
+  40 MB: a leak adds as much again, fragmentation does not.
 """
 
 from __future__ import annotations
@@ -29,25 +35,28 @@ import ctypes
 import gc
 import json
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from server_harness import draining_server, until
+from server_harness import draining_server, loaded_engine, until
 from websockets.asyncio.client import connect
 
-from anima.engine import Engine
 from anima.protocol import ProtocolServer
 from anima.server.app import create_app
 from anima.server.client import RtcClient
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = pytest.mark.slow
 
 WS_SESSIONS, RTC_SESSIONS, CONCURRENCY = 200, 20, 6
+ANON_MB = 80  # the memory tolerance (see the docstring)
+REPORT = "soak-report "  # the child's one line for the parent
 
 
 def probe() -> dict[str, float]:
-    """This process's open fds, OS threads, asyncio tasks and RSS (MB)."""
+    """This process's open fds, OS threads, asyncio tasks and memory (MB)."""
     status = dict(
         line.split(":", 1)
         for line in open("/proc/self/status", encoding="ascii").read().splitlines()
@@ -58,20 +67,35 @@ def probe() -> dict[str, float]:
         "py_threads": threading.active_count(),
         "tasks": len(asyncio.all_tasks()),
         "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
+        "anon_mb": int(status["RssAnon"].split()[0]) / 1024,
     }
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def engine(tmp_path_factory, make_settings):
-    settings = make_settings(
-        tmp_path_factory.mktemp("soak"),
-        server={"max_sessions": CONCURRENCY + 2, "max_sessions_per_client": CONCURRENCY + 2},
+def test_soak_sessions_return_to_baseline(tmp_path):
+    child = subprocess.run(
+        [sys.executable, __file__, str(tmp_path)],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    eng = Engine.from_config(settings)
-    await eng.load()
-    await eng.avatar(None)
-    yield eng
-    await eng.aclose()
+    lines = [ln for ln in child.stdout.splitlines() if ln.startswith(REPORT)]
+    assert child.returncode == 0 and lines, child.stdout[-3000:] + child.stderr[-3000:]
+    result = json.loads(lines[-1][len(REPORT) :])
+    before, after = result["before"], result["after"]
+    report = {k: (before[k], after[k]) for k in before}
+    print(
+        f"\nsoak baseline→after {report}; peak RSS ws {result['peak_ws']:.0f} MB "
+        f"rtc {result['peak_rtc']:.0f} MB"
+    )
+    assert within_tolerance(before, after), report
+    if result["again"] is None:
+        return
+    # Over the tolerance once: a second round must not add as much again.
+    again = result["again"]
+    print(f"second round: anonymous memory {again['anon_mb']:.0f} MB")
+    assert within_tolerance(before, again), again
+    assert again["anon_mb"] <= after["anon_mb"] + ANON_MB / 2, (report, again)
 
 
 async def ws_session(url: str, greet: bool) -> None:
@@ -150,14 +174,6 @@ def within_tolerance(before: dict[str, float], after: dict[str, float]) -> bool:
     )
 
 
-async def test_soak_sessions_return_to_baseline(engine, tmp_path, make_settings):
-    watchdog = asyncio.get_running_loop().call_later(150, dump_tasks)
-    try:
-        await soak(engine)
-    finally:
-        watchdog.cancel()
-
-
 def dump_tasks() -> None:
     """A hang must say where it hangs (printed once, after 150 s)."""
     import sys
@@ -166,7 +182,13 @@ def dump_tasks() -> None:
         task.print_stack(limit=6, file=sys.stderr)
 
 
-async def soak(engine) -> None:
+async def soak(engine) -> dict:
+    """Warm up, take the baseline, run the sessions, measure again.
+
+    Where memory stands over the tolerance after the round, a second round runs: a leak grows
+    by the same again, while what glibc could not hand back after the first peak (seen once
+    in four clean runs: +72 MB, the others +3 to +11) stays where it is.
+    """
     app = create_app(engine.settings, engine, host="127.0.0.1")
     async with (
         draining_server(app) as (base, _server),
@@ -179,13 +201,44 @@ async def soak(engine) -> None:
         await run_batches(lambda i: rtc_session(base), CONCURRENCY)
         before = await quiet(engine, app)
 
-        peak_ws = await run_batches(
-            lambda i: ws_session(ws_url, greet=i % 10 == 0), WS_SESSIONS, freed
-        )
-        peak_rtc = await run_batches(lambda i: rtc_session(base), RTC_SESSIONS)
-        after = await quiet(engine, app, before)
+        async def round_() -> tuple[float, float, dict[str, float]]:
+            peak_ws = await run_batches(
+                lambda i: ws_session(ws_url, greet=i % 10 == 0), WS_SESSIONS, freed
+            )
+            peak_rtc = await run_batches(lambda i: rtc_session(base), RTC_SESSIONS)
+            return peak_ws, peak_rtc, await quiet(engine, app, before)
 
-    report = {k: (before[k], after[k]) for k in before}
-    print(f"\nsoak baseline→after {report}; peak RSS ws {peak_ws:.0f} MB rtc {peak_rtc:.0f} MB")
-    assert within_tolerance(before, after), report
-    assert after["rss_mb"] <= before["rss_mb"] + 80, report
+        peak_ws, peak_rtc, after = await round_()
+        again = None
+        if after["anon_mb"] > before["anon_mb"] + ANON_MB:
+            again = (await round_())[2]
+    return {
+        "before": before,
+        "after": after,
+        "again": again,
+        "peak_ws": peak_ws,
+        "peak_rtc": peak_rtc,
+    }
+
+
+async def main(tmp: Path) -> None:
+    """The child: a loaded engine, the soak, one report line on stdout."""
+    from conftest import server_settings
+
+    settings = server_settings(
+        tmp, server={"max_sessions": CONCURRENCY + 2, "max_sessions_per_client": CONCURRENCY + 2}
+    )
+    engine = await loaded_engine(settings)
+    watchdog = asyncio.get_running_loop().call_later(150, dump_tasks)
+    try:
+        result = await soak(engine)
+    finally:
+        watchdog.cancel()
+        await engine.aclose()
+    print(REPORT + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("ANIMA_VOICE__PREWARM", "false")
+    os.environ.setdefault("ANIMA_VOICE__VARIATION", "0")
+    asyncio.run(main(Path(sys.argv[1])))
