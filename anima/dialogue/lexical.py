@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from anima.dialogue.timewords import mark_times
+
 STOP_WORDS = frozenset(
     """a about above after again all also am an and any are as at be been before being
     below between both but by can could did do does doing done during each either else
@@ -212,7 +214,7 @@ class Analyzer:
 
     def words(self, text: str) -> list[str]:
         """The index terms of ``text`` in order (duplicates kept)."""
-        text = fold(text)
+        text = mark_times(fold(text))
         for pattern, head in self._phrases:
             text = pattern.sub(f" {head} ", text)
         out: list[str] = []

@@ -56,6 +56,7 @@ class LanguagePack:
     pii: Mapping[str, str] = field(default_factory=dict)  # spoken placeholders for masked data
     bench: Mapping[str, Any] = field(default_factory=dict)  # voices and sentences to measure
     small_talk: Mapping[str, Any] = field(default_factory=dict)  # kinds: patterns and replies
+    times: Mapping[str, Any] = field(default_factory=dict)  # how clock times and days are said
 
     def matches(self, text: str) -> bool:
         """Whether ``text`` contains this pack's script (False for packs without one)."""

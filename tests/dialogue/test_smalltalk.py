@@ -30,6 +30,12 @@ PERSONA = Persona.from_settings()
         ("Are you a person or a robot?", "AI assistant"),
         ("How have you been?", "I'm well"),
         ("Thank you kindly, that was very helpful.", "welcome"),
+        ("帮了大忙了，谢谢！", "不客气"),
+        ("你讲得很清楚", "不客气"),
+        ("行，那我先走了，拜拜！", "再见"),  # a goodbye outweighs thanks
+        ("那就先这样吧", "再见"),
+        ("You've been a great help", "welcome"),
+        ("Right, I'm off then, thanks!", "Goodbye"),
     ],
 )
 def test_small_talk_gets_its_fixed_reply(said, reply_has):
@@ -45,6 +51,8 @@ def test_small_talk_gets_its_fixed_reply(said, reply_has):
         "你好，我想办社保卡",
         "谢谢，停车场在哪？",
         "好的，那我的卡什么时候能拿到？",
+        "那我走了，停车场在哪？",
+        "Fine, where do I park?",
         "How are the opening hours on Sunday?",
         "Who are you going to call about my card?",
         "hello " * 40,  # too long to be a greeting
