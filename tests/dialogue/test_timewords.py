@@ -49,7 +49,9 @@ def test_a_time_of_day_gets_the_shared_term(text):
     assert CLOCK in marked(text)
 
 
-@pytest.mark.parametrize("text", ["How many books can I borrow?", "我想办社保卡", "Room 12 on floor 3"])
+@pytest.mark.parametrize(
+    "text", ["How many books can I borrow?", "我想办社保卡", "Room 12 on floor 3"]
+)
 def test_no_time_no_term(text):
     assert CLOCK not in marked(text)
 
