@@ -95,19 +95,13 @@ async def _live(settings: Settings, pcm: np.ndarray, rate: int, media: str) -> d
             session.push_audio(pcm[i : i + step], rate)
         await asyncio.sleep(0.3)
         session.end_audio()
-        await asyncio.wait_for(reader, 10)
+        async with asyncio.timeout(10):
+            await reader
         dropped = session.dropped_audio
         await session.aclose()
     finally:
         await engine.aclose()
-    out = np.concatenate([a.pcm for _, a in arrivals])
-    first = int(np.flatnonzero(pcm)[0])
-    start = int(np.flatnonzero(out)[0]) - first  # output index of driver sample 0
-    delays = []
-    for when, frame in arrivals:
-        j = frame.pts - start  # the driver sample this frame starts with
-        if 0 <= j < len(pcm) and dropped == 0:
-            delays.append((when - (t0 + j / rate)) * 1000)
+    delays, problem = capture_delays(pcm, rate, t0, arrivals, dropped)
     return {
         "media": media,
         "block_ms": BLOCK * 1000,
@@ -116,7 +110,31 @@ async def _live(settings: Settings, pcm: np.ndarray, rate: int, media: str) -> d
         "dropped_samples": dropped,
         "frames": len(delays),
         "samples_per_frame": n,
+        **({"problem": problem} if problem else {}),
     }
+
+
+def capture_delays(
+    pcm: np.ndarray, rate: int, t0: float, arrivals: list[tuple[float, Any]], dropped: int
+) -> tuple[list[float], str]:
+    """Per-frame capture-to-yield delays (ms) and, when there are none, why not.
+
+    The driver's first sound is found again in the output to align the two; a loaded machine
+    once dropped it all, and the bench then fails with an ``IndexError`` instead of saying so.
+    """
+    if dropped:
+        return [], f"{dropped} driver samples were dropped: the delay is not measured"
+    out = np.concatenate([a.pcm for _, a in arrivals]) if arrivals else np.zeros(0, np.int16)
+    heard, sent = np.flatnonzero(out), np.flatnonzero(pcm)
+    if not len(heard) or not len(sent):
+        return [], f"no driver audio came out ({len(arrivals)} frames, all silent)"
+    start = int(heard[0]) - int(sent[0])  # output index of driver sample 0
+    delays = []
+    for when, frame in arrivals:
+        j = frame.pts - start  # the driver sample this frame starts with
+        if 0 <= j < len(pcm):
+            delays.append((when - (t0 + j / rate)) * 1000)
+    return delays, ""
 
 
 def bench_drive(settings: Settings) -> dict[str, Any]:
@@ -127,4 +145,4 @@ def bench_drive(settings: Settings) -> dict[str, Any]:
     return result
 
 
-__all__ = ["bench_drive", "drive_cost"]
+__all__ = ["bench_drive", "capture_delays", "drive_cost"]
