@@ -16,6 +16,7 @@ import numpy as np
 
 from anima.asr.endpoint import EndpointPolicy
 from anima.asr.vad import WINDOW
+from anima.levels import frame_rms, rms
 
 RATE = 16_000
 SPEECH_LEVEL = 0.01  # |sample| (full scale 1) of speech, -40 dBFS: what a listener still hears
@@ -237,7 +238,7 @@ class Segmenter:
         tail = self._buf[low:end]
         for at in range((len(tail) - 1) // FRAME * FRAME, -1, -FRAME):
             frame = tail[at : at + FRAME]
-            if float(np.sqrt(np.mean(frame**2))) >= level:
+            if rms(frame) >= level:
                 loud = np.flatnonzero(np.abs(frame) >= level)
                 last = int(loud[-1]) if len(loud) else len(frame) - 1
                 return self._start + low + at + last + 1
@@ -288,9 +289,8 @@ def _noise_level(audio: np.ndarray) -> float:
     percentile), or 0 where the loud frames (90th) are not that far above them: without a
     measurable gap between voice and background there is no floor to go by.
     """
-    n = len(audio) // FRAME
-    if n == 0:
+    levels = frame_rms(audio, FRAME)
+    if not len(levels):
         return 0.0
-    rms = np.sqrt(np.mean(audio[: n * FRAME].reshape(n, FRAME) ** 2, axis=1))
-    quiet, loud = np.percentile(rms, [10, 90])
+    quiet, loud = np.percentile(levels, [10, 90])
     return float(NOISE_MARGIN * quiet) if loud > NOISE_MARGIN * quiet else 0.0

@@ -25,6 +25,7 @@ from anima.bench.common import stats, write_result
 from anima.config import Settings
 from anima.expression import face_expression, voice_style
 from anima.frames import EMOTIONS, MediaClock, MouthShape, PhonemeTiming, SpeechChunk
+from anima.levels import rms
 from anima.lipsync import PhonemeLipSync
 from anima.lipsync import neural as N
 from anima.lipsync.coarticulation import loudness_envelope
@@ -85,8 +86,8 @@ def degrade(pcm16k: np.ndarray, seed: int) -> np.ndarray:
     spec /= np.sqrt(np.arange(len(spec)) + 1.0)
     noise = np.fft.irfft(spec, len(x))
     loud = x[np.abs(x) > 0.01]
-    rms = np.sqrt(np.mean(loud**2)) if loud.size else 0.05
-    noise *= rms * 10 ** (-15 / 20) / (np.sqrt(np.mean(noise**2)) + 1e-12)
+    level = rms(loud) if loud.size else 0.05
+    noise *= level * 10 ** (-15 / 20) / (rms(noise) + 1e-12)
     return np.clip(x + noise, -1, 1).astype(np.float32)
 
 

@@ -29,6 +29,7 @@ from rich.console import Console
 
 from anima.bench.common import write_result
 from anima.config import Settings
+from anima.levels import rms
 
 TEXT = (
     "Good morning, and welcome to the library. The reading rooms are on the first floor, and "
@@ -44,7 +45,7 @@ def speech_envelope(audio: np.ndarray, frames: int, spf: float) -> np.ndarray:
     for k in range(frames):
         c = int(round(k * spf))
         seg = a[max(0, c - half) : c + half]
-        out[k] = np.sqrt(np.mean(seg**2)) if seg.size else 0.0
+        out[k] = rms(seg)
     return out
 
 

@@ -54,6 +54,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from anima.events import Interrupted, StateChanged, TranscriptEvent, TurnLatency
 from anima.frames import AudioFrame, VideoFrame
+from anima.levels import INT16_FULL_SCALE, rms
 from anima.server import metrics
 from anima.server.tracks import (
     AudioOutTrack,
@@ -519,7 +520,4 @@ class RtcSession:
 
 def audible(chunk: np.ndarray) -> bool:
     """Whether a chunk of int16 PCM is loud enough to be heard (:data:`AUDIBLE_RMS`)."""
-    if not len(chunk):
-        return False
-    level = np.sqrt(np.mean(np.square(chunk, dtype=np.float64))) / 32768.0
-    return bool(level >= AUDIBLE_RMS)
+    return len(chunk) > 0 and rms(chunk) / INT16_FULL_SCALE >= AUDIBLE_RMS
