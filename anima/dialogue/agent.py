@@ -9,7 +9,9 @@
 2. **refusal** — blocked input terms/patterns (moderation) or a prompt-injection attempt:
    a fixed persona line; the text never reaches a model and is kept out of the history.
 3. **memory** — "remember that…", "what do you remember about me", "delete my data".
-4. **handoff** — the user asks for a person: the hand-off line and a :class:`HandoffRequested`.
+4. **handoff** — the user asks for a person: the hand-off line and a :class:`HandoffRequested`;
+   when they say what for and the folder is sure of it (:data:`HANDOFF_ANSWER`), its passage
+   first ("Can I talk to someone about a lost card?").
 5. **intent** — an operator intent: its exact approved text (never a model), maybe a hand-off.
 6. **kb / smalltalk / fallback** — the retriever is sure (``knowledge.sure``), or there is no
    LLM (the ``kb`` backend) and the match is good enough (``knowledge.threshold``): the
@@ -44,7 +46,7 @@ from anima.config import KnowledgeSettings, SafetySettings, Settings
 from anima.dialogue.audit import AuditEntry, AuditLog
 from anima.dialogue.brain import Brain, Message, Phrase
 from anima.dialogue.history import History, estimate_tokens
-from anima.dialogue.intents import IntentMatcher, wants_human
+from anima.dialogue.intents import IntentMatcher, wants_human, without_request
 from anima.dialogue.knowledge import Hit, KnowledgeBase
 from anima.dialogue.llm_turn import llm_reply
 from anima.dialogue.memory import LongTermMemory, MemoryCommand, parse_memory_command
@@ -70,6 +72,11 @@ from anima.pipeline import run_blocking
 log = logging.getLogger(__name__)
 
 # Fixed lines of the memory feature (English; a persona file does not translate them yet).
+# A request for a person that names its topic (words left once the request is taken out) is
+# answered from the folder first only when the question is found both ways, by words and by
+# meaning (one way alone tops out at 0.7).
+HANDOFF_ANSWER = 0.75
+
 MEMORY_LINES = {
     "remembered": "All right, I'll remember that.",
     "no_id": "I can only remember things for visitors who are signed in.",
@@ -287,6 +294,21 @@ class Agent:
             return
         if wants_human(text):
             turn.route, turn.reason = "handoff", "requested"
+            # "Can I talk to someone about a lost card?": what the folder says on it first,
+            # where the folder is sure, then the person, who is called either way.
+            query, rest = self._masker.strip(text), without_request(self._masker.strip(text))
+            hits = []
+            if self.knowledge is not None and self.knowledge.analyzer.words(rest):
+                # Either the whole question or its topic alone, whichever is found better.
+                found = self.knowledge.search(query, 1) + self.knowledge.search(rest, 1)
+                hits = sorted(found, key=lambda h: h.confidence, reverse=True)[:1]
+            if hits and hits[0].confidence >= HANDOFF_ANSWER:
+                turn.reason, turn.sources = "requested, answered", [hits[0].passage.id]
+                turn.confidence = round(hits[0].confidence, 3)
+                phrases = self._filtered(_phrases(hits[0].passage.text), turn)
+                async with contextlib.aclosing(phrases) as events:
+                    async for event in events:
+                        yield event
             yield Phrase(p.handoff)
             yield HandoffRequested("requested")
             return

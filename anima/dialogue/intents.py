@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -134,22 +135,42 @@ def parse_intents(data: Any, source: str) -> list[Intent]:
     return out
 
 
-# Asking for a person, in the ways people do at a desk. Matched on folded text.
-_HUMAN = r"(human|person|real person|someone|somebody|agent|member of staff|staff|employee|clerk|representative|operator|manager|supervisor|people|a real one)"
-_HANDOFF = [
-    re.compile(p)
-    for p in (
-        rf"\b(talk|speak|chat)\s+(to|with)\s+(a|an|the|some|your)?\s*{_HUMAN}\b",
-        rf"\b(get|call|fetch|find|want|need|see)\s+(me\s+)?(a|an|the|some|your)?\s*(real\s+)?{_HUMAN}\b",
-        r"\b(human|real person|person|agent|operator|representative)[,!.]?\s*(please|now)\b",
-        r"^\s*(a\s+)?(human|agent|operator|representative|real person)\s*[?!.]*\s*$",
-        r"\bi don'?t want (to talk to )?(a|the)?\s*(robot|machine|bot|computer|avatar)\b",
-        r"\b(is there|are there)\s+(anyone|anybody|someone|a person|staff)\b.*\b(help|here|talk)\b",
-    )
-]
+@lru_cache(maxsize=1)
+def _requests() -> tuple[re.Pattern[str], ...]:
+    """How people ask for a person, from the ``[handoff]`` table of every language pack.
+
+    ``{human}`` in a pattern stands for the pack's ``human`` alternatives ("member of staff",
+    "工作人员"…). Patterns see folded text (lower case, NFKC).
+    """
+    from anima.lang import packs
+
+    out = []
+    for pack in packs().values():
+        table = pack.handoff
+        human = str(table.get("human", ""))
+        out += [re.compile(str(p).replace("{human}", human)) for p in table.get("patterns", [])]
+    return tuple(out)
+
+
+def _request(text: str) -> re.Match[str] | None:
+    folded = fold(text)
+    for pattern in _requests():
+        if m := pattern.search(folded):
+            return m
+    return None
 
 
 def wants_human(text: str) -> bool:
     """True when the user asks to be served by a person."""
+    return _request(text) is not None
+
+
+def without_request(text: str) -> str:
+    """``text`` (folded) less the words that ask for a person: what the person is wanted for.
+
+    "Can I talk to someone about a lost card?" leaves "can i  about a lost card?"; a bare
+    "Human, please!" leaves nothing worth searching.
+    """
     folded = fold(text)
-    return any(p.search(folded) for p in _HANDOFF)
+    m = _request(text)
+    return folded if m is None else folded[: m.start()] + " " + folded[m.end() :]

@@ -57,6 +57,7 @@ class LanguagePack:
     bench: Mapping[str, Any] = field(default_factory=dict)  # voices and sentences to measure
     small_talk: Mapping[str, Any] = field(default_factory=dict)  # kinds: patterns and replies
     times: Mapping[str, Any] = field(default_factory=dict)  # how clock times and days are said
+    handoff: Mapping[str, Any] = field(default_factory=dict)  # how people ask for a person
 
     def matches(self, text: str) -> bool:
         """Whether ``text`` contains this pack's script (False for packs without one)."""

@@ -109,6 +109,16 @@ async def test_user_asks_for_a_person(make_agent, persona):
     assert events == [Phrase(persona.handoff), HandoffRequested("requested")]
 
 
+async def test_a_person_asked_for_a_topic_the_folder_knows_comes_after_its_answer(
+    make_agent, persona
+):
+    agent = make_agent()
+    events = await ask(agent, "Can I talk to someone about my lost library card?")
+    assert "lost or stolen" in spoken(events)  # the folder's answer, verbatim, first
+    assert events[-2:] == [Phrase(persona.handoff), HandoffRequested("requested")]
+    assert agent.last_turn.route == "handoff" and agent.last_turn.sources
+
+
 async def test_refusals_stay_out_of_history(make_agent, persona):
     agent = make_agent(safety=SafetySettings(blocked_input=["idiot"]))
     assert spoken(await ask(agent, "you idiot")) == persona.refusal

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from anima.dialogue.intents import IntentMatcher, wants_human
+from anima.dialogue.intents import IntentMatcher, wants_human, without_request
 from anima.dialogue.knowledge import KnowledgeError
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "kiosk_knowledge"
@@ -62,6 +62,12 @@ def test_bad_intent_file(tmp_path):
         "Human!",
         "I don't want to talk to a robot",
         "could I speak to a member of staff",
+        "转人工",
+        "人工吧",
+        "帮我找个工作人员",
+        "叫你们经理来",
+        "我不想跟机器人说",
+        "有没有人能帮我一下",
     ],
 )
 def test_wants_human(text):
@@ -70,7 +76,28 @@ def test_wants_human(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["What are the opening hours?", "Is the human resources office open?", "someone stole my card"],
+    [
+        "What are the opening hours?",
+        "Is the human resources office open?",
+        "someone stole my card",
+        "工作人员几点下班？",
+        "你是真人吗？",
+        "有人在吗？",  # small talk: can anyone hear me
+    ],
 )
 def test_not_asking_for_a_human(text):
     assert not wants_human(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("Can I talk to someone about a lost card?", "lost card"),
+        ("我想跟工作人员说一下社保卡补办的事", "社保卡补办"),
+        ("Human, please!", ""),
+    ],
+)
+def test_what_the_person_is_wanted_for_is_left(text, topic):
+    rest = " ".join(without_request(text).split()).strip(" !?,.")
+    assert topic in rest and ("talk" not in rest and "工作人员" not in rest)
+    assert bool(rest) == bool(topic)
