@@ -71,12 +71,12 @@ from anima.pipeline import run_blocking
 
 log = logging.getLogger(__name__)
 
-# Fixed lines of the memory feature (English; a persona file does not translate them yet).
 # A request for a person that names its topic (words left once the request is taken out) is
 # answered from the folder first only when the question is found both ways, by words and by
 # meaning (one way alone tops out at 0.7).
 HANDOFF_ANSWER = 0.75
 
+# Fixed lines of the memory feature (English; a persona file does not translate them yet).
 MEMORY_LINES = {
     "remembered": "All right, I'll remember that.",
     "no_id": "I can only remember things for visitors who are signed in.",
