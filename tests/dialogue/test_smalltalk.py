@@ -36,6 +36,11 @@ PERSONA = Persona.from_settings()
         ("那就先这样吧", "再见"),
         ("You've been a great help", "welcome"),
         ("Right, I'm off then, thanks!", "Goodbye"),
+        ("We're off to the castle now. Bye!", "Goodbye"),
+        ("哎，你好", "您好"),
+        ("你叫啥名儿？", "AI助手"),
+        ("多谢多谢！", "不客气"),
+        ("喂，有人吗", "听得到"),
     ],
 )
 def test_small_talk_gets_its_fixed_reply(said, reply_has):
@@ -53,6 +58,8 @@ def test_small_talk_gets_its_fixed_reply(said, reply_has):
         "好的，那我的卡什么时候能拿到？",
         "那我走了，停车场在哪？",
         "Fine, where do I park?",
+        "I'm going to the cathedral, where is it?",
+        "哎，我的卡被吞了",
         "How are the opening hours on Sunday?",
         "Who are you going to call about my card?",
         "hello " * 40,  # too long to be a greeting
