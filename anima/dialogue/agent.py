@@ -296,7 +296,8 @@ class Agent:
             turn.route, turn.reason = "handoff", "requested"
             # "Can I talk to someone about a lost card?": what the folder says on it first,
             # where the folder is sure, then the person, who is called either way.
-            query, rest = self._masker.strip(text), without_request(self._masker.strip(text))
+            query = self._masker.strip(text)
+            rest = without_request(query)
             hits = []
             if self.knowledge is not None and self.knowledge.analyzer.words(rest):
                 # Either the whole question or its topic alone, whichever is found better.

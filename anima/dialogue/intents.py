@@ -152,8 +152,7 @@ def _requests() -> tuple[re.Pattern[str], ...]:
     return tuple(out)
 
 
-def _request(text: str) -> re.Match[str] | None:
-    folded = fold(text)
+def _request(folded: str) -> re.Match[str] | None:
     for pattern in _requests():
         if m := pattern.search(folded):
             return m
@@ -162,7 +161,7 @@ def _request(text: str) -> re.Match[str] | None:
 
 def wants_human(text: str) -> bool:
     """True when the user asks to be served by a person."""
-    return _request(text) is not None
+    return _request(fold(text)) is not None
 
 
 def without_request(text: str) -> str:
@@ -172,5 +171,5 @@ def without_request(text: str) -> str:
     "Human, please!" leaves nothing worth searching.
     """
     folded = fold(text)
-    m = _request(text)
+    m = _request(folded)
     return folded if m is None else folded[: m.start()] + " " + folded[m.end() :]

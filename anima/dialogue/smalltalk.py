@@ -8,9 +8,10 @@ life story; ``{name}`` and ``{role}`` are filled from the persona.
 The kinds, their patterns and replies are language data: the ``[small_talk]`` tables of the
 language packs (``anima/lang/packs/*.toml``). An utterance is small talk when every clause of it
 is ("Good morning! Who am I talking to?", "好的，谢谢啊"): clauses are cut at punctuation, and a
-pack's sentence particles (Chinese 啊 呀 吧…) are taken off their ends. The reply answers the weightiest kind present: a question about the
-avatar before a greeting, a greeting before thanks. Anything else in the utterance ("thanks,
-and where do I park?") makes it a question, not small talk.
+pack's sentence particles (Chinese 啊 呀 吧…) are taken off their ends. The reply answers the
+weightiest kind present, in the pack's order: a question about the avatar before a greeting,
+a goodbye before thanks. Anything else in the utterance ("thanks, and where do I park?") makes
+it a question, not small talk.
 """
 
 from __future__ import annotations
