@@ -1,5 +1,7 @@
 """Small talk is answered in character only when every clause of the utterance is small talk."""
 
+from dataclasses import replace
+
 import pytest
 
 from anima.dialogue.persona import Persona
@@ -41,6 +43,21 @@ PERSONA = Persona.from_settings()
         ("你叫啥名儿？", "AI助手"),
         ("多谢多谢！", "不客气"),
         ("喂，有人吗", "听得到"),
+        # Wrapped in fillers: an address, an opener, a repeat.
+        ("你好你好", "您好"),
+        ("哎你好，请问一下", "您好"),
+        ("小姑娘你好，我来办点事", "您好"),
+        ("嗨，美女你好", "您好"),
+        ("Oh hello, sorry, first time here!", "Hello"),
+        ("Hello love, you alright?", "I'm well"),
+        ("Wait, are you a bot?", "AI assistant"),
+        ("Are you a robot or is somebody talking through you?", "AI assistant"),
+        ("Thank you so much, you've really put my mind at rest.", "welcome"),
+        ("行，我知道了，拜拜", "再见"),
+        ("谢谢你啊，说得挺清楚的", "不客气"),
+        ("你是机器人吧？还挺像真人的", "AI助手"),
+        ("你还挺像真人的", "谢谢夸奖"),
+        ("Busy today, isn't it?", "It is"),
     ],
 )
 def test_small_talk_gets_its_fixed_reply(said, reply_has):
@@ -63,11 +80,22 @@ def test_small_talk_gets_its_fixed_reply(said, reply_has):
         "How are the opening hours on Sunday?",
         "Who are you going to call about my card?",
         "hello " * 40,  # too long to be a greeting
+        "Excuse me",  # fillers alone wait for the question
+        "请问一下",
+        "Hello there, first time here, where do I park?",
+        "你好，我第一次来，在哪取号？",
+        "I missed my train",  # "miss" is a filler only as a word of its own
         "",
     ],
 )
 def test_a_question_is_not_small_talk(said):
     assert small_talk(said, PERSONA) is None
+
+
+def test_the_avatars_own_name_is_a_filler():
+    persona = replace(Persona.from_settings(), name="小岫")
+    assert "您好" in (small_talk("哈喽，小岫！", persona) or "")
+    assert small_talk("小岫，门票多少钱？", persona) is None
 
 
 def test_without_a_persona_no_template_is_left():
