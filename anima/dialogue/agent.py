@@ -475,6 +475,7 @@ def build_agent(
             Path(kdir),
             dense=settings.knowledge.dense,
             cache_dir=settings.data_dir / "knowledge",  # passage embeddings, by content hash
+            judge=settings.knowledge.judge,
         )
         if kdir is not None
         else None

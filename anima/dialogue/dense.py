@@ -21,6 +21,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,14 +171,55 @@ class DenseIndex:
         The margin is the query's cosine to the nearest background question minus its cosine
         to the nearest text of the folder (negative when there is no background).
         """
+        found = self.detail(query)
+        return found.best, found.margin
+
+    def detail(self, query: str) -> DenseMatch:
+        """Everything the embeddings say of ``query``: :meth:`match` and the vectors behind it."""
         np = self._np
         best = np.full(self.n_passages, -1.0, dtype=np.float32)
+        dim = self._vectors.shape[1] if self._vectors.ndim == 2 else 384
         if not len(self._vectors):
-            return best, -1.0
+            empty = np.zeros(0, np.float32)
+            return DenseMatch(best, -1.0, np.zeros(dim, np.float32), empty, empty, self)
         q = np.asarray(_embedder().query(" ".join(query.split())[:MAX_CHARS]), np.float32)
         q = q.reshape(-1)
         cos = self._vectors @ q
-        np.maximum.at(best, self._owner, cos - self._hub)
-        if not len(self._background):
-            return best, -1.0
-        return best, float((self._background @ q).max() - cos.max())
+        adjusted = cos - self._hub
+        np.maximum.at(best, self._owner, adjusted)
+        margin = float((self._background @ q).max() - cos.max()) if len(self._background) else -1.0
+        return DenseMatch(best, margin, q, cos, adjusted, self)
+
+    def units_of(self, passage: int) -> Any:
+        """Indices of the embedded texts of ``passage`` (its whole text first)."""
+        return self._np.flatnonzero(self._owner == passage)
+
+    def unit_vector(self, unit: int) -> Any:
+        """The embedding of one embedded text."""
+        return self._vectors[unit]
+
+    def hub(self, unit: int) -> float:
+        """How much of one text's cosine is taken off as hubness."""
+        return float(self._hub[unit])
+
+
+@dataclass(frozen=True)
+class DenseMatch:
+    """One query against a :class:`DenseIndex`.
+
+    ``best``: the best hub-corrected cosine of each passage; ``margin``: the background margin
+    (see :meth:`DenseIndex.match`); ``query``: the query's embedding; ``cos`` and ``adjusted``:
+    every embedded text's cosine, raw and hub-corrected.
+    """
+
+    best: Any
+    margin: float
+    query: Any
+    cos: Any
+    adjusted: Any
+    index: DenseIndex
+
+    def best_unit(self, passage: int) -> int:
+        """The embedded text of ``passage`` nearest the query (hub-corrected)."""
+        units = self.index.units_of(passage)
+        return int(units[int(self.adjusted[units].argmax())])

