@@ -2,8 +2,9 @@
 
 Word match and embeddings each say something about a (question, passage) pair; how much each
 counts, and what an unanswerable question looks like, was not something hand-set weights got
-right on folders they had not seen. The judge is a logistic model over the candidates of a
-search: the fused ranking's first :data:`CANDIDATES` passages, each described by
+right on folders they had not seen. The judge is a linear choice model (a softmax over the
+candidates and "none of them") over the candidates of a search: the fused ranking's first
+:data:`CANDIDATES` passages, each described by
 
 * the search's own numbers: fused, lexical and dense confidence, BM25, z-score, rank, gaps to
   the first, the background margin, the share of question words the folder never uses;
@@ -13,7 +14,7 @@ search: the fused ranking's first :data:`CANDIDATES` passages, each described by
 
 It was trained on question sets written for the purpose (``training/judge``: forty service
 desks, English and Chinese, facts worded as visitors speak, out-of-scope questions on
-neighbouring topics) by :mod:`anima.dialogue.judge_train`; the weights are a few kilobytes of
+neighbouring topics) by :mod:`anima.bench.judge_train`; the weights are a few kilobytes of
 numpy in ``data/judge.npz`` (no model to ship, microseconds a question). The candidates are
 reranked by the judge's probability, and the probability is mapped onto the knowledge
 confidence so that the judge's decision point sits at :data:`CONFIDENCE_AT_DECISION`
@@ -40,10 +41,15 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = Path(__file__).with_name("data") / "judge.npz"
 # The features' layout; weights trained on another layout are not used.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 CANDIDATES = 6
 CONFIDENCE_AT_DECISION = 0.3
 N_SCALARS = 19
+EMBEDDING = 384  # multilingual-e5-small
+# The columns that describe the question, not the passage: what "none of them" is scored on
+# (the background margin and its flag, the number of words and the unknown share, the script,
+# the log of the words, and the question's embedding).
+QUERY_COLUMNS = (11, 12, 13, 14, 15, 18, *range(N_SCALARS + EMBEDDING, N_SCALARS + 2 * EMBEDDING))
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
@@ -123,12 +129,19 @@ class JudgeError(ValueError):
 
 @dataclass(frozen=True)
 class Judge:
-    """Logistic weights over standardised features, and the decision point they were tuned at."""
+    """A choice among a question's candidates or none, and the decision point it was tuned at.
+
+    Each candidate scores ``weights`` · its standardised features; *none of them* scores
+    ``none_weights`` · the question's own features (:data:`QUERY_COLUMNS`) + ``none_bias``.
+    A softmax over the candidates and *none* gives each candidate's probability of being the
+    answer, so a candidate is weighed against the others and against answering nothing.
+    """
 
     mean: Any
     scale: Any
     weights: Any
-    bias: float
+    none_weights: Any
+    none_bias: float
     decision: float
 
     @classmethod
@@ -145,29 +158,36 @@ class Judge:
                     data["mean"].astype(np.float32),
                     data["scale"].astype(np.float32),
                     data["weights"].astype(np.float32),
-                    float(data["bias"]),
+                    data["none_weights"].astype(np.float32),
+                    float(data["none_bias"]),
                     float(data["decision"]),
                 )
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise JudgeError(f"cannot read the judge's weights {path}: {exc}") from exc
         if version != FEATURES_VERSION:
             raise JudgeError(f"{path}: features version {version}, expected {FEATURES_VERSION}")
-        if not (judge.mean.shape == judge.scale.shape == judge.weights.shape):
+        if not (judge.mean.shape == judge.scale.shape == judge.weights.shape) or (
+            judge.none_weights.shape != (len(QUERY_COLUMNS),)
+        ):
             raise JudgeError(f"{path}: weights of mismatched shapes")
         if not 0.0 < judge.decision < 1.0:
             raise JudgeError(f"{path}: decision point {judge.decision} outside (0, 1)")
         return judge
 
     def probabilities(self, rows: Any) -> Any:
-        """The probability that each row's passage answers the question."""
+        """The probability that each row's passage is the answer (rows: one question's)."""
         import numpy as np
 
-        if rows.shape[1] != self.weights.shape[0]:
+        if rows.ndim != 2 or rows.shape[1] != self.weights.shape[0]:
             raise JudgeError(
-                f"{rows.shape[1]} features, the weights expect {self.weights.shape[0]}"
+                f"features of shape {rows.shape}, the weights expect {self.weights.shape[0]}"
             )
-        z = ((rows - self.mean) / self.scale) @ self.weights + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+        z = (rows - self.mean) / self.scale
+        scores = np.append(
+            z @ self.weights, z[0, QUERY_COLUMNS] @ self.none_weights + self.none_bias
+        )
+        e = np.exp(scores - scores.max())
+        return (e / e.sum())[:-1]
 
     def confidence(self, p: float) -> float:
         """A probability on the knowledge confidence scale: the decision point lands on 0.3."""

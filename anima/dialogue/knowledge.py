@@ -193,7 +193,7 @@ class KnowledgeBase:
     def judge_query(self, query: str) -> Query:
         """Both searches of ``query`` and their fused ranking: what the judge reads.
 
-        Only with embeddings (``dense``); :mod:`anima.dialogue.judge_train` uses it too.
+        Only with embeddings (``dense``); :mod:`anima.bench.judge_train` uses it too.
         """
         from anima.dialogue.judge import Query
 

