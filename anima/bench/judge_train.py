@@ -21,6 +21,7 @@ from typing import Any
 
 from anima.bench.brain_quality import QuestionSet
 from anima.dialogue import judge as J
+from anima.dialogue.dense import MODEL_ID
 from anima.dialogue.knowledge import KnowledgeBase
 
 TRAINING_DIR = Path(__file__).resolve().parents[2] / "training" / "judge"
@@ -148,7 +149,7 @@ def save(judge: J.Judge, path: Path) -> None:
         np.savez(
             f, version=J.FEATURES_VERSION, mean=judge.mean, scale=judge.scale,
             weights=judge.weights, none_weights=judge.none_weights, none_bias=judge.none_bias,
-            decision=judge.decision,
+            decision=judge.decision, embedder=MODEL_ID,
         )  # fmt: skip
 
 

@@ -150,10 +150,13 @@ class Judge:
         wrong with the file."""
         import numpy as np
 
+        from anima.dialogue.dense import MODEL_ID
+
         path = path or WEIGHTS_FILE
         try:
             with np.load(path) as data:
                 version = int(data["version"])
+                embedder = str(data["embedder"])
                 judge = cls(
                     data["mean"].astype(np.float32),
                     data["scale"].astype(np.float32),
@@ -166,6 +169,10 @@ class Judge:
             raise JudgeError(f"cannot read the judge's weights {path}: {exc}") from exc
         if version != FEATURES_VERSION:
             raise JudgeError(f"{path}: features version {version}, expected {FEATURES_VERSION}")
+        if embedder != MODEL_ID:  # another embedder's vectors mean nothing to these weights
+            raise JudgeError(
+                f"{path}: trained on {embedder} embeddings, the search uses {MODEL_ID}"
+            )
         if not (judge.mean.shape == judge.scale.shape == judge.weights.shape) or (
             judge.none_weights.shape != (len(QUERY_COLUMNS),)
         ):

