@@ -204,13 +204,18 @@ class Judge:
         return c + (1.0 - c) * (p - d) / (1.0 - d)
 
     def rank(self, query: Query) -> list[tuple[int, float]]:
-        """(passage, confidence) of the candidates, best first."""
+        """(passage, confidence) of the candidates, best first, then the rest of the fused
+        ranking (for a ``top_k`` above :data:`CANDIDATES`), none above the last judged one."""
         cands = candidates(query)
         if not cands:
             return []
         p = self.probabilities(features(query, cands)).tolist()
         ranked = sorted(zip(cands, p, strict=True), key=lambda x: x[1], reverse=True)
-        return [(i, self.confidence(q)) for i, q in ranked]
+        out = [(i, self.confidence(q)) for i, q in ranked]
+        floor = out[-1][1]
+        judged = set(cands)
+        out += [(i, min(conf, floor)) for i, conf in query.fused if i not in judged]
+        return out
 
 
 @lru_cache(maxsize=1)

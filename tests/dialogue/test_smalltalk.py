@@ -58,6 +58,12 @@ PERSONA = Persona.from_settings()
         ("你是机器人吧？还挺像真人的", "AI助手"),
         ("你还挺像真人的", "谢谢夸奖"),
         ("Busy today, isn't it?", "It is"),
+        # Remarks on the face itself: its speed, that it never blinks, a fan's praise.
+        ("你是真人吗？怎么回得这么快", "AI助手"),
+        ("你怎么一直不眨眼", "AI助手"),
+        ("好的谢谢亲，爱了", "不客气"),
+        ("Wow, you answered so fast!", "Thank you"),
+        ("Are you real? Why don't you ever blink?", "AI assistant"),
     ],
 )
 def test_small_talk_gets_its_fixed_reply(said, reply_has):
@@ -85,6 +91,10 @@ def test_small_talk_gets_its_fixed_reply(said, reply_has):
         "Hello there, first time here, where do I park?",
         "你好，我第一次来，在哪取号？",
         "I missed my train",  # "miss" is a filler only as a word of its own
+        "Why don't you open on Sundays?",
+        "Wow, how much is parking?",
+        "为什么不能退款",
+        "你们怎么回复得这么慢，我的快递呢？",
         "",
     ],
 )
