@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from anima.dialogue.persona import Persona
 
-_CLAUSE_END = re.compile(r"[,.!?;:，。！？；：、~…]+|\s+-\s+")
+_CLAUSE_END = re.compile(r"[,.!?;:，。！？；：、~～…]+|\s+-\s+")
 _MAX_CHARS = 120  # longer than this is a question, however friendly its start
 
 

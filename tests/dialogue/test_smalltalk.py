@@ -64,6 +64,10 @@ PERSONA = Persona.from_settings()
         ("好的谢谢亲，爱了", "不客气"),
         ("Wow, you answered so fast!", "Thank you"),
         ("Are you real? Why don't you ever blink?", "AI assistant"),
+        ("Right, that's me sorted. Ta-ra!", "Goodbye"),
+        ("OK, I'll have a think about it. Bye for now!", "Goodbye"),
+        ("行，那我先去排队了，再见啊", "再见"),
+        ("我先下了，拜拜～", "再见"),
     ],
 )
 def test_small_talk_gets_its_fixed_reply(said, reply_has):
@@ -93,6 +97,8 @@ def test_small_talk_gets_its_fixed_reply(said, reply_has):
         "I missed my train",  # "miss" is a filler only as a word of its own
         "Why don't you open on Sundays?",
         "Wow, how much is parking?",
+        "I'll have a think about which policy, how much is the excess?",
+        "我先去排队了，要带身份证吗？",
         "为什么不能退款",
         "你们怎么回复得这么慢，我的快递呢？",
         "",
