@@ -75,6 +75,10 @@ log = logging.getLogger(__name__)
 # answered from the folder first only when the question is found both ways, by words and by
 # meaning (one way alone tops out at 0.7).
 HANDOFF_ANSWER = 0.75
+# An utterance that is small talk from end to end ("Why don't you ever blink?", 我先下了，拜拜)
+# gets its fixed line unless the folder answers it this surely: a passage that shares a word
+# with a greeting is no answer to it, the operator's own "are you a robot?" FAQ row is.
+SMALL_TALK_UNLESS = 0.6
 
 # Fixed lines of the memory feature (English; a persona file does not translate them yet).
 MEMORY_LINES = {
@@ -333,6 +337,13 @@ class Agent:
         # The retriever is sure: the operator's words, verbatim, with no model in the way.
         sure = answerable and confidence >= self.kcfg.sure and self.kcfg.sure < 1.0
         closed = not answerable and not self.kcfg.open_chat
+        chat = small_talk(text, self.persona.in_language_of(text))
+        chatty = self.brain is not None and self.kcfg.open_chat  # the model makes small talk
+        if chat is not None and confidence < SMALL_TALK_UNLESS and not chatty:
+            turn.route = "smalltalk"
+            for phrase in _phrases(chat):
+                yield phrase
+            return
         if self.brain is None or sure or closed or (self.kcfg.strict and not answerable):
             if answerable:
                 turn.route, turn.sources = "kb", [hits[0].passage.id]
@@ -341,9 +352,9 @@ class Agent:
                 async with contextlib.aclosing(phrases) as events:
                     async for event in events:
                         yield event
-            elif line := small_talk(text, self.persona.in_language_of(text)):
+            elif chat is not None:
                 turn.route = "smalltalk"
-                for phrase in _phrases(line):
+                for phrase in _phrases(chat):
                     yield phrase
             else:
                 async with contextlib.aclosing(self._cannot_answer(turn)) as events:

@@ -8,9 +8,9 @@ from pathlib import Path
 from test_leaks import FakeModel
 
 from anima.config import KnowledgeSettings
-from anima.dialogue.agent import Agent
+from anima.dialogue.agent import SMALL_TALK_UNLESS, Agent
 from anima.dialogue.brain import Phrase
-from anima.dialogue.knowledge import KnowledgeBase
+from anima.dialogue.knowledge import Hit, KnowledgeBase
 from anima.dialogue.persona import Persona
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "kiosk_knowledge"
@@ -63,3 +63,23 @@ async def test_open_chat_lets_the_model_talk_when_nothing_matches():
     agent, brain = make(KnowledgeSettings(open_chat=True))
     assert await said(agent, "What is the capital of France?") == "Invented fact."
     assert "Answer only from these facts" not in brain.seen[-1].content
+
+
+async def test_small_talk_beats_a_passage_found_by_chance_but_not_the_operators_own(monkeypatch):
+    agent, brain = make()
+    passage = next(p for p in agent.knowledge.passages if p.id == "hours.md#opening-hours")
+
+    def found(confidence: float):  # what the search returns, at a chosen confidence
+        return lambda query, k=3: [Hit(passage, confidence, confidence)]
+
+    monkeypatch.setattr(agent.knowledge, "search", found(0.45))
+    assert "AI assistant" in await said(agent, "Why don't you ever blink?")
+    assert agent.last_turn.route == "smalltalk"
+    # Found as surely as the operator's own FAQ row would be: the operator's words win.
+    monkeypatch.setattr(agent.knowledge, "search", found(SMALL_TALK_UNLESS))
+    assert await said(agent, "Are you a robot?") == passage.text
+    assert agent.last_turn.route == "kb"
+    # A question with a greeting in front is no small talk.
+    monkeypatch.setattr(agent.knowledge, "search", found(0.45))
+    assert await said(agent, "Hello, when do you open on Saturday?") == passage.text
+    assert brain.seen == []
