@@ -102,12 +102,11 @@ def test_the_judge_ranks_a_paraphrase_and_refuses_an_unrelated_question(cache):
 def test_a_search_for_more_than_the_candidates_gets_the_rest_below_them(cache):
     kb = KnowledgeBase.load(ROOT / "examples" / "kiosk_knowledge", dense=True, cache_dir=cache)
     question = "tickets price opening hours children cafe parking toilets"  # many passages
-    matched = {i for i, _ in kb.judge_query(question).fused}
-    assert len(matched | set(J.candidates(kb.judge_query(question)))) > J.CANDIDATES
+    asked = kb.judge_query(question)
+    found = {i for i, _ in asked.fused} | set(J.candidates(asked))
+    assert len(found) > J.CANDIDATES
     hits = kb.search(question, len(kb))
-    assert {id(h.passage) for h in hits} == {
-        id(kb.passages[i]) for i in matched | set(J.candidates(kb.judge_query(question)))
-    }
+    assert {id(h.passage) for h in hits} == {id(kb.passages[i]) for i in found}
     judged = [h.confidence for h in hits[: J.CANDIDATES]]
     assert judged == sorted(judged, reverse=True)
     assert all(h.confidence <= judged[-1] for h in hits[J.CANDIDATES :])
